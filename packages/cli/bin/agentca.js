@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+// The CLI runs from TypeScript source through tsx's loader: no build step between a clone and a run.
+import { register } from 'tsx/esm/api';
+register();
+const { main } = await import('../src/main.ts');
+process.exitCode = await main(process.argv);

@@ -1,0 +1,44 @@
+import type { AuditEvent, AuditEventInput } from './audit-store.ts';
+
+/** An issued certificate as the store keeps it. */
+export interface CertificateRecord {
+  /** Lowercase hex, no separators, as in the certificate (no leading 00 pad). */
+  serial: string;
+  spiffeId: string;
+  instanceId: string;
+  taskId: string | null;
+  onBehalfOf: string | null;
+  profile: string;
+  notBefore: Date;
+  notAfter: Date;
+  issuedAt: Date;
+  /** SHA-256 of the subject public key info, lowercase hex. */
+  keyFingerprint: string;
+  der: Uint8Array;
+}
+
+export interface CertificateFilter {
+  spiffeId?: string;
+  instanceId?: string;
+  taskId?: string;
+  /** Certificates whose notAfter is after this instant (valid-or-revoked), or at/before it (expired). */
+  expiredAt?: { now: Date; expired: boolean };
+  limit?: number;
+}
+
+/**
+ * Issued certificates. A serial is reserved before anything is signed with it and can never
+ * be reserved again, whether or not a certificate was stored under it.
+ */
+export interface CertificateStore {
+  /** Reserves `serial`; rejects with Conflict `ERR_SERIAL_EXISTS` if it was ever reserved. */
+  reserveSerial(serial: string, at: Date): Promise<void>;
+  /**
+   * Stores the certificate of a reserved serial and appends its audit event in the same
+   * durable transaction: a certificate is stored if and only if its issuance is audited.
+   */
+  record(certificate: CertificateRecord, event: AuditEventInput): Promise<AuditEvent>;
+  get(serial: string): Promise<CertificateRecord | null>;
+  list(filter: CertificateFilter): Promise<CertificateRecord[]>;
+  count(): Promise<number>;
+}

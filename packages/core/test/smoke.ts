@@ -1,0 +1,13 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Authority, createHierarchy, DEFAULT_PROFILE, systemClock, webCryptoRandom, toPem, INTERMEDIATE_KEY } from '../src/index.ts';
+import { MemoryKeyStore, memoryStore } from './fakes.ts';
+const alg = (process.argv[2] ?? 'ec-p256') as any;
+const keys = new MemoryKeyStore();
+const { root, intermediate } = await createHierarchy({ trustDomain: 'example.org', keyAlgorithm: alg, keys, clock: systemClock, random: webCryptoRandom });
+const store = memoryStore();
+const a = await Authority.open({ trustDomain: 'example.org', issuer: { certificate: intermediate, signer: await keys.open(INTERMEDIATE_KEY) }, roots: [root], profiles: [DEFAULT_PROFILE], store });
+const c = await a.issue({ csr: readFileSync('/tmp/smoke/leaf.csr', 'utf8'), attestation: { spiffeId: 'spiffe://example.org/agent/a', profile: 'default', method: 'operator', actor: 'operator' } });
+writeFileSync('/tmp/smoke/leaf.pem', toPem('CERTIFICATE', c.der));
+writeFileSync('/tmp/smoke/int.pem', toPem('CERTIFICATE', intermediate));
+writeFileSync('/tmp/smoke/root.pem', toPem('CERTIFICATE', root));
+console.log(c.serial, c.notAfter);
