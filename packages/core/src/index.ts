@@ -32,3 +32,4 @@ export * from './x509/name.ts';
 export * from './x509/signature.ts';
 export { TAG } from './x509/der.ts';
 export * from './ca/webcrypto-signer.ts';
+export * from './x509/csr-builder.ts';

@@ -17,16 +17,17 @@ export const EXT = {
   authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
   /**
    * agentca workload identity: instance, task and on-behalf-of principal. Non-critical.
-   * OID 2.25.3337721972722603033: the ITU-T X.667 UUID arc, with UUID
-   * 00000000-0000-0000-2e51-f8733f259419 (62 random bits). A full 128-bit UUID arc would be
-   * the textbook choice, but GnuTLS's libtasn1 cannot parse OID arcs above 64 bits and then
-   * rejects the whole certificate, so the UUID was drawn small enough to fit.
+   * OID 2.25.4234422942660203: the ITU-T X.667 UUID arc, with UUID
+   * 00000000-0000-0000-000f-0b2f6b53766b (51 random bits). A full 128-bit UUID arc would be
+   * the textbook choice, but GnuTLS's libtasn1 rejects the whole certificate when an OID arc
+   * exceeds 64 bits, and asn1js (JavaScript numbers) misreads arcs above 2^53, so the UUID
+   * was drawn small enough for both.
    *   AgentCAIdentity ::= SEQUENCE {
    *     instanceId  [0] IMPLICIT UTF8String,
    *     taskId      [1] IMPLICIT UTF8String OPTIONAL,
    *     onBehalfOf  [2] IMPLICIT UTF8String OPTIONAL }
    */
-  agentcaIdentity: '2.25.3337721972722603033',
+  agentcaIdentity: '2.25.4234422942660203',
 } as const;
 
 export const EKU = {

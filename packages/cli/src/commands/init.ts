@@ -1,0 +1,56 @@
+import type { Command } from 'commander';
+import { InvalidRequest, isKeyAlgorithm, KEY_ALGORITHMS, parseCertificate } from '@agentca/core';
+import { initCaDir } from '@agentca/node';
+import { json, type CliIo } from '../io.ts';
+import { dirOf, passphraseOf, withDir, withJson, withPassphrase, type KeyOptions } from '../options.ts';
+
+interface InitOptions extends KeyOptions {
+  trustDomain: string;
+  keyAlg: string;
+  nameConstraints?: boolean;
+  json?: boolean;
+}
+
+export function register(program: Command, io: CliIo): void {
+  const cmd = program
+    .command('init')
+    .description('create a CA: root, intermediate, config, store, and an admin client certificate')
+    .requiredOption('--trust-domain <td>', 'SPIFFE trust domain, e.g. example.org')
+    .option('--key-alg <alg>', `CA key algorithm: ${KEY_ALGORITHMS.join(', ')}`, 'ec-p256')
+    .option('--name-constraints', 'constrain the intermediate to SPIFFE IDs of the trust domain');
+  withJson(withPassphrase(withDir(cmd))).action(async (o: InitOptions) => {
+    if (!isKeyAlgorithm(o.keyAlg)) throw new InvalidRequest('ERR_KEY_ALGORITHM_UNSUPPORTED', `unknown key algorithm ${o.keyAlg}: use one of ${KEY_ALGORITHMS.join(', ')}`);
+    const r = await initCaDir({
+      dir: dirOf(o, io),
+      trustDomain: o.trustDomain,
+      keyAlgorithm: o.keyAlg,
+      passphrase: passphraseOf(o, io),
+      nameConstraints: !!o.nameConstraints,
+    });
+    const root = parseCertificate(r.root);
+    const int = parseCertificate(r.intermediate);
+    if (o.json) {
+      return json(io, {
+        dir: r.dir,
+        trustDomain: r.config.trustDomain,
+        keyAlgorithm: r.config.keyAlgorithm,
+        root: { file: `${r.dir}/root.pem`, notAfter: root.notAfter.toISOString() },
+        intermediate: { file: `${r.dir}/intermediate.pem`, notAfter: int.notAfter.toISOString() },
+        admin: { spiffeId: r.admin.spiffeId, serial: r.admin.serial, certificate: r.admin.certificate, key: r.admin.key, notAfter: r.admin.notAfter.toISOString() },
+      });
+    }
+    io.out(
+      [
+        `created a CA for trust domain ${r.config.trustDomain} in ${r.dir}`,
+        `  root          root.pem           ${r.config.keyAlgorithm}, valid until ${root.notAfter.toISOString()}`,
+        `  intermediate  intermediate.pem   valid until ${int.notAfter.toISOString()}`,
+        `  keys          keys/*.key.pem     encrypted (PKCS#8, AES-256), mode 0600`,
+        `  store         agentca.db         SQLite, WAL`,
+        `  admin         ${r.admin.spiffeId}`,
+        `                admin/operator.pem, admin/operator.key.pem (valid until ${r.admin.notAfter.toISOString()})`,
+        `next: agentca issue --csr agent.csr --id spiffe://${r.config.trustDomain}/agent/NAME`,
+        '',
+      ].join('\n'),
+    );
+  });
+}

@@ -1,0 +1,196 @@
+/**
+ * The CA directory: everything `agentca` keeps for one CA.
+ *
+ *   agentca.json          configuration (trust domain, store, URLs, admins, profiles)
+ *   root.pem              root certificate (the trust bundle)
+ *   intermediate.pem      issuing CA certificate
+ *   keys/*.key.pem        CA keys, encrypted PKCS#8, 0600
+ *   agentca.db            SQLite store (WAL) — certificates, serials, audit log
+ *   admin/operator.pem    the operator's admin client certificate (+ intermediate)
+ *   admin/operator.key.pem  its key, 0600 (a client key, not a CA key: unencrypted for TLS clients)
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { randomBytes, generateKeyPairSync } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
+import {
+  ADMIN_PROFILE,
+  Authority,
+  Conflict,
+  INTERMEDIATE_KEY,
+  InvalidRequest,
+  Unavailable,
+  buildCsr,
+  createHierarchy,
+  parsePem,
+  systemClock,
+  toPem,
+  webCryptoRandom,
+  type Clock,
+  type KeyAlgorithm,
+  type Signer,
+} from '@agentca/core';
+import { openSqliteStore, type SqliteStore } from '@agentca/store-sqlite';
+import { writeFileAtomic } from './atomic-file.ts';
+import { CONFIG_FILE, defaultConfig, profilesFromConfig, readConfig, type CaConfig } from './config.ts';
+import { FileKeyStore } from './keystore/index.ts';
+import { KeyObjectSigner } from './keystore/file-signer.ts';
+
+export const DEFAULT_CA_DIR = '.agentca';
+
+export function caDirFrom(opt: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(opt ?? env.AGENTCA_DIR ?? DEFAULT_CA_DIR);
+}
+
+export const paths = (dir: string) => ({
+  config: join(dir, CONFIG_FILE),
+  root: join(dir, 'root.pem'),
+  intermediate: join(dir, 'intermediate.pem'),
+  keys: join(dir, 'keys'),
+  adminCert: join(dir, 'admin', 'operator.pem'),
+  adminKey: join(dir, 'admin', 'operator.key.pem'),
+});
+
+function storePath(dir: string, config: CaConfig): string {
+  const m = config.store.match(/^sqlite:(.+)$/);
+  if (!m) throw new InvalidRequest('ERR_CONFIG_INVALID', `${CONFIG_FILE}: unsupported store ${JSON.stringify(config.store)} (use sqlite:<file>)`);
+  return resolve(dir, m[1]!);
+}
+
+export function readCertificatePem(file: string, what: string): Uint8Array {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new Unavailable('ERR_CA_FILE_MISSING', `cannot read the ${what} certificate ${file}`);
+  }
+  const block = parsePem(text).find((b) => b.label === 'CERTIFICATE');
+  if (!block) throw new Unavailable('ERR_CA_FILE_CORRUPT', `${file} holds no certificate`);
+  return block.der;
+}
+
+export interface InitOptions {
+  dir: string;
+  trustDomain: string;
+  keyAlgorithm: KeyAlgorithm;
+  passphrase: string;
+  nameConstraints?: boolean;
+  clock?: Clock;
+}
+
+export interface InitResult {
+  dir: string;
+  config: CaConfig;
+  root: Uint8Array;
+  intermediate: Uint8Array;
+  admin: { spiffeId: string; serial: string; certificate: string; key: string; notAfter: Date };
+}
+
+/**
+ * Creates a CA directory. The whole directory is built beside the target and renamed into
+ * place at the end, so a failure leaves nothing half-written; an existing CA is never touched.
+ */
+export async function initCaDir(o: InitOptions): Promise<InitResult> {
+  const dir = resolve(o.dir);
+  if (existsSync(join(dir, CONFIG_FILE))) throw new Conflict('ERR_CA_EXISTS', `a CA already exists in ${dir}`);
+  if (existsSync(dir) && readdirSync(dir).length > 0) throw new Conflict('ERR_CA_DIR_NOT_EMPTY', `${dir} exists and is not empty`);
+  mkdirSync(dirname(dir), { recursive: true });
+  const work = join(dirname(dir), `.${basename(dir)}.init-${randomBytes(4).toString('hex')}`);
+  mkdirSync(work, { mode: 0o700 });
+  try {
+    const clock = o.clock ?? systemClock;
+    const p = paths(work);
+    const config = defaultConfig(o.trustDomain, o.keyAlgorithm);
+    const keys = new FileKeyStore({ dir: p.keys, passphrase: o.passphrase });
+    const { root, intermediate } = await createHierarchy({
+      trustDomain: o.trustDomain,
+      keyAlgorithm: o.keyAlgorithm,
+      keys,
+      clock,
+      random: webCryptoRandom,
+      nameConstraints: o.nameConstraints ?? false,
+    });
+    writeFileAtomic(p.root, toPem('CERTIFICATE', root));
+    writeFileAtomic(p.intermediate, toPem('CERTIFICATE', intermediate));
+    writeFileAtomic(p.config, JSON.stringify(config, null, 2) + '\n');
+    const store = await openSqliteStore(storePath(work, config));
+    let admin: InitResult['admin'];
+    try {
+      await store.audit.append({
+        type: 'init',
+        actor: 'operator',
+        outcome: 'ok',
+        at: clock.now(),
+        detail: { trustDomain: o.trustDomain, keyAlgorithm: o.keyAlgorithm },
+      });
+      const authority = await openAuthority(work, config, await keys.open(INTERMEDIATE_KEY), store, clock);
+      admin = await issueAdminCertificate(authority, config, p);
+    } finally {
+      await store.close();
+    }
+    renameSync(work, dir);
+    return { dir, config, root, intermediate, admin: { ...admin, certificate: join(dir, 'admin', 'operator.pem'), key: join(dir, 'admin', 'operator.key.pem') } };
+  } catch (e) {
+    rmSync(work, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function issueAdminCertificate(authority: Authority, config: CaConfig, p: ReturnType<typeof paths>) {
+  const spiffeId = config.admins[0]!;
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const csr = await buildCsr(new KeyObjectSigner('ec-p256', privateKey, publicKey));
+  const issued = await authority.issue({ csr, attestation: { spiffeId, profile: ADMIN_PROFILE.name, method: 'init', actor: 'operator' } });
+  mkdirSync(dirname(p.adminCert), { mode: 0o700 });
+  writeFileAtomic(p.adminKey, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
+  writeFileAtomic(p.adminCert, toPem('CERTIFICATE', issued.der) + issued.chain.map((c) => toPem('CERTIFICATE', c)).join(''));
+  return { spiffeId, serial: issued.serial, certificate: p.adminCert, key: p.adminKey, notAfter: issued.notAfter };
+}
+
+async function openAuthority(dir: string, config: CaConfig, signer: Signer, store: SqliteStore, clock: Clock): Promise<Authority> {
+  const p = paths(dir);
+  return Authority.open({
+    trustDomain: config.trustDomain,
+    issuer: { certificate: readCertificatePem(p.intermediate, 'intermediate'), signer },
+    roots: [readCertificatePem(p.root, 'root')],
+    profiles: profilesFromConfig(config),
+    store,
+    urls: config.urls,
+    clock,
+    clockSkewSeconds: config.clockSkewSeconds,
+  });
+}
+
+/** An opened CA directory. `authority` is present when the CA key was unlocked. */
+export interface OpenCa {
+  dir: string;
+  config: CaConfig;
+  store: SqliteStore;
+  root: Uint8Array;
+  intermediate: Uint8Array;
+  close(): Promise<void>;
+}
+
+/** Opens the CA's configuration and store (no key needed: list, audit, bundle). */
+export async function openCaDir(dirOpt: string, o: { clock?: Clock } = {}): Promise<OpenCa> {
+  const dir = resolve(dirOpt);
+  const config = readConfig(paths(dir).config);
+  const root = readCertificatePem(paths(dir).root, 'root');
+  const intermediate = readCertificatePem(paths(dir).intermediate, 'intermediate');
+  const store = await openSqliteStore(storePath(dir, config), o.clock ? { clock: o.clock } : {});
+  return { dir, config, store, root, intermediate, close: () => store.close() };
+}
+
+/** Opens the CA with its issuing key unlocked, ready to issue. */
+export async function openCaForIssuance(dirOpt: string, passphrase: string, o: { clock?: Clock } = {}): Promise<OpenCa & { authority: Authority }> {
+  const ca = await openCaDir(dirOpt, o);
+  try {
+    const keys = new FileKeyStore({ dir: paths(ca.dir).keys, passphrase });
+    const signer = await keys.open(INTERMEDIATE_KEY);
+    const authority = await openAuthority(ca.dir, ca.config, signer, ca.store, o.clock ?? systemClock);
+    return { ...ca, authority };
+  } catch (e) {
+    await ca.close();
+    throw e;
+  }
+}
+

@@ -1,0 +1,7 @@
+/** @agentca/node — agentca on Node: the CA directory, its config, the encrypted key store. */
+export * from './ca-dir.ts';
+export * from './config.ts';
+export * from './atomic-file.ts';
+export * from './passphrase.ts';
+export * from './keystore/index.ts';
+export { KeyObjectSigner } from './keystore/file-signer.ts';

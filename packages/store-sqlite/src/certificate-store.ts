@@ -1,0 +1,191 @@
+import {
+  Conflict,
+  InvalidRequest,
+  type AuditEvent,
+  type AuditEventInput,
+  type CertificateFilter,
+  type CertificateRecord,
+  type CertificateStore,
+} from '@agentca/core';
+import type Database from 'better-sqlite3';
+import type { SqliteAuditStore } from './audit-store.ts';
+import { assertCanonicalSerial } from './serial.ts';
+import { readNow } from './sqlite-errors.ts';
+import type { WriteQueue } from './write-queue.ts';
+
+interface CertificateRow {
+  serial: string;
+  spiffe_id: string;
+  instance_id: string;
+  task_id: string | null;
+  on_behalf_of: string | null;
+  profile: string;
+  not_before: number;
+  not_after: number;
+  issued_at: number;
+  key_fingerprint: string;
+  der: Buffer;
+}
+
+const COLUMNS = 'serial, spiffe_id, instance_id, task_id, on_behalf_of, profile, not_before, not_after, issued_at, key_fingerprint, der';
+
+/**
+ * Serial reservations in `serials` and issued certificates in `certificates`. The serial is
+ * the primary key of both, and a certificate row must point at a reservation, so uniqueness
+ * and "reserved before recorded" hold in the schema, not only in this code. A reservation is
+ * never deleted, so a serial is never handed out twice even if its certificate was not stored.
+ */
+export class SqliteCertificateStore implements CertificateStore {
+  readonly #db: Database.Database;
+  readonly #queue: WriteQueue;
+  readonly #audit: SqliteAuditStore;
+  readonly #reserve: Database.Statement<[string, number]>;
+  readonly #reservation: Database.Statement<[string], { recorded: number }>;
+  readonly #insert: Database.Statement<unknown[]>;
+  readonly #get: Database.Statement<[string], CertificateRow>;
+  readonly #count: Database.Statement<[], number>;
+  readonly #lists = new Map<string, Database.Statement<unknown[], CertificateRow>>();
+
+  constructor(db: Database.Database, queue: WriteQueue, audit: SqliteAuditStore) {
+    this.#db = db;
+    this.#queue = queue;
+    this.#audit = audit;
+    this.#reserve = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?) ON CONFLICT (serial) DO NOTHING');
+    this.#reservation = db.prepare(
+      'SELECT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = s.serial) AS recorded FROM serials s WHERE s.serial = ?',
+    );
+    this.#insert = db.prepare(`INSERT INTO certificates (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.#get = db.prepare(`SELECT ${COLUMNS} FROM certificates WHERE serial = ?`);
+    this.#count = db.prepare('SELECT count(*) FROM certificates').pluck() as Database.Statement<[], number>;
+  }
+
+  /**
+   * @throws InvalidRequest `ERR_SERIAL_INVALID` for a serial not in canonical form, Conflict
+   * `ERR_SERIAL_EXISTS` if it was ever reserved.
+   */
+  async reserveSerial(serial: string, at: Date): Promise<void> {
+    assertCanonicalSerial(serial);
+    const reservedAt = millis(at, 'reservation time');
+    return this.#queue.enqueue(() => {
+      if (this.#reserve.run(serial, reservedAt).changes === 0) {
+        throw new Conflict('ERR_SERIAL_EXISTS', `serial ${serial} was already reserved`);
+      }
+    });
+  }
+
+  /**
+   * @throws Conflict `ERR_SERIAL_NOT_RESERVED` if the serial was never reserved,
+   * `ERR_SERIAL_ALREADY_RECORDED` if a certificate is already stored under it; InvalidRequest
+   * for a malformed record or an event about another serial. Nothing is stored or audited then.
+   */
+  async record(certificate: CertificateRecord, event: AuditEventInput): Promise<AuditEvent> {
+    const row = toRow(certificate);
+    if (event.serial != null && event.serial !== certificate.serial) {
+      throw new InvalidRequest('ERR_AUDIT_SERIAL_MISMATCH', `the audit event names serial ${event.serial}, the certificate ${certificate.serial}`);
+    }
+    return this.#queue.enqueue(() => {
+      const reservation = this.#reservation.get(row[0]);
+      if (!reservation) throw new Conflict('ERR_SERIAL_NOT_RESERVED', `serial ${row[0]} was not reserved`);
+      if (reservation.recorded) throw new Conflict('ERR_SERIAL_ALREADY_RECORDED', `serial ${row[0]} already has a certificate`);
+      this.#insert.run(...row);
+      return this.#audit.appendInWrite(event);
+    });
+  }
+
+  async get(serial: string): Promise<CertificateRecord | null> {
+    return readNow(() => {
+      const row = this.#get.get(serial);
+      return row ? toRecord(row) : null;
+    });
+  }
+
+  /** Oldest issued first; every given filter must match. */
+  async list(filter: CertificateFilter): Promise<CertificateRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.spiffeId != null) {
+      where.push('spiffe_id = ?');
+      params.push(filter.spiffeId);
+    }
+    if (filter.instanceId != null) {
+      where.push('instance_id = ?');
+      params.push(filter.instanceId);
+    }
+    if (filter.taskId != null) {
+      where.push('task_id = ?');
+      params.push(filter.taskId);
+    }
+    if (filter.expiredAt != null) {
+      where.push(filter.expiredAt.expired ? 'not_after <= ?' : 'not_after > ?');
+      params.push(millis(filter.expiredAt.now, 'expiry instant'));
+    }
+    let sql = `SELECT ${COLUMNS} FROM certificates${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY issued_at, rowid`;
+    if (filter.limit != null) {
+      if (!Number.isSafeInteger(filter.limit) || filter.limit < 0) {
+        throw new InvalidRequest('ERR_LIST_LIMIT_INVALID', 'a list limit must be a non-negative integer');
+      }
+      sql += ' LIMIT ?';
+      params.push(filter.limit);
+    }
+    return readNow(() => this.#list(sql).all(...params).map(toRecord));
+  }
+
+  async count(): Promise<number> {
+    return readNow(() => this.#count.get() as number);
+  }
+
+  /** At most 32 shapes of query exist, so each is prepared once. */
+  #list(sql: string): Database.Statement<unknown[], CertificateRow> {
+    let statement = this.#lists.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#lists.set(sql, statement);
+    }
+    return statement;
+  }
+}
+
+type Row = [string, string, string, string | null, string | null, string, number, number, number, string, Buffer];
+
+function toRow(c: CertificateRecord): Row {
+  assertCanonicalSerial(c.serial);
+  if (!(c.der instanceof Uint8Array) || c.der.byteLength === 0) {
+    throw new InvalidRequest('ERR_CERTIFICATE_INVALID', 'a certificate record needs its DER bytes');
+  }
+  return [
+    c.serial,
+    c.spiffeId,
+    c.instanceId,
+    c.taskId ?? null,
+    c.onBehalfOf ?? null,
+    c.profile,
+    millis(c.notBefore, 'notBefore'),
+    millis(c.notAfter, 'notAfter'),
+    millis(c.issuedAt, 'issuedAt'),
+    c.keyFingerprint,
+    // Copied: the caller may reuse its buffer before the batch runs.
+    Buffer.from(c.der),
+  ];
+}
+
+function toRecord(r: CertificateRow): CertificateRecord {
+  return {
+    serial: r.serial,
+    spiffeId: r.spiffe_id,
+    instanceId: r.instance_id,
+    taskId: r.task_id,
+    onBehalfOf: r.on_behalf_of,
+    profile: r.profile,
+    notBefore: new Date(r.not_before),
+    notAfter: new Date(r.not_after),
+    issuedAt: new Date(r.issued_at),
+    keyFingerprint: r.key_fingerprint,
+    der: new Uint8Array(r.der),
+  };
+}
+
+function millis(d: Date, what: string): number {
+  const ms = d instanceof Date ? d.getTime() : Number.NaN;
+  if (Number.isNaN(ms)) throw new InvalidRequest('ERR_DATE_INVALID', `${what} is not a valid date`);
+  return ms;
+}

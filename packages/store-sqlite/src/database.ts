@@ -1,0 +1,70 @@
+import { AgentCAError, Unavailable, type Clock } from '@agentca/core';
+import Database from 'better-sqlite3';
+import { migrations as defaultMigrations, type Migration } from './migrations.ts';
+import { toStoreError } from './sqlite-errors.ts';
+
+/** How a store file is opened. */
+export interface DatabaseOptions {
+  /** Stamps `schema_migrations.applied_at`. */
+  clock: Clock;
+  /** How long a write waits for another connection's lock before failing as unavailable. */
+  busyTimeoutMs?: number;
+  /** Replaces the schema; for tests of the migration runner. */
+  migrations?: readonly Migration[];
+}
+
+/**
+ * Opens (creating if needed) the SQLite file at `path` with durable settings (WAL,
+ * synchronous=FULL, foreign keys on) and brings its schema up to date.
+ *
+ * @throws Unavailable `ERR_STORE_UNAVAILABLE` if the file cannot be opened or put in WAL
+ * mode, `ERR_STORE_SCHEMA_TOO_NEW` if a newer agentca migrated it.
+ */
+export function openDatabase(path: string, options: DatabaseOptions): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path);
+    configure(db, options.busyTimeoutMs ?? 5000);
+    migrate(db, options.migrations ?? defaultMigrations, options.clock);
+    return db;
+  } catch (e) {
+    db?.close();
+    const mapped = toStoreError(e);
+    if (mapped instanceof AgentCAError) throw mapped;
+    throw new Unavailable('ERR_STORE_UNAVAILABLE', `cannot open the store at ${path}`, { cause: e });
+  }
+}
+
+function configure(db: Database.Database, busyTimeoutMs: number): void {
+  db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`);
+  const mode = db.pragma('journal_mode = WAL', { simple: true });
+  // A database that cannot keep a write-ahead log (in memory, some network filesystems)
+  // cannot give the durability the CA promises.
+  if (mode !== 'wal') throw new Unavailable('ERR_STORE_UNAVAILABLE', `the store cannot use write-ahead logging (journal mode is ${String(mode)})`);
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+}
+
+/** Applies, in one transaction, the migrations the file has not seen yet. */
+function migrate(db: Database.Database, migrations: readonly Migration[], clock: Clock): void {
+  const latest = migrations.reduce((max, m) => Math.max(max, m.version), 0);
+  // IMMEDIATE: two processes opening a fresh file must not both apply version 1.
+  db.transaction(() => {
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT NOT NULL,
+      applied_at TEXT NOT NULL
+    )`);
+    const applied = new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+    const newer = [...applied].filter((v) => v > latest);
+    if (newer.length > 0) {
+      throw new Unavailable('ERR_STORE_SCHEMA_TOO_NEW', `the store has schema version ${Math.max(...newer)}, this agentca knows up to ${latest}`);
+    }
+    const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (applied.has(m.version)) continue;
+      db.exec(m.sql);
+      record.run(m.version, m.name, clock.now().toISOString());
+    }
+  }).immediate();
+}

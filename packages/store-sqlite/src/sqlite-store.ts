@@ -1,0 +1,69 @@
+import { systemClock, type AuditStore, type CertificateStore, type Clock } from '@agentca/core';
+import type Database from 'better-sqlite3';
+import { SqliteAuditStore } from './audit-store.ts';
+import { SqliteCertificateStore } from './certificate-store.ts';
+import { openDatabase } from './database.ts';
+import { WriteQueue } from './write-queue.ts';
+
+/** Options of {@link openSqliteStore}. */
+export interface SqliteStoreOptions {
+  /** Stamps schema migrations; defaults to the system clock. */
+  clock?: Clock;
+  /** How long a write waits for another process's lock before failing as unavailable. Default 5000. */
+  busyTimeoutMs?: number;
+  /** Most writes committed in one transaction. Default 1000. */
+  maxBatchSize?: number;
+}
+
+/**
+ * The store ports on one SQLite file. All aggregates share one connection and one
+ * {@link WriteQueue}, so writes are group-committed together and a write that spans
+ * aggregates (a certificate and its audit event) is one transaction.
+ */
+export class SqliteStore {
+  readonly certificates: CertificateStore;
+  readonly audit: AuditStore;
+  readonly #db: Database.Database;
+  readonly #queue: WriteQueue;
+
+  /** @internal Use {@link openSqliteStore}. */
+  constructor(db: Database.Database, options: SqliteStoreOptions = {}) {
+    this.#db = db;
+    this.#queue = new WriteQueue(db, options.maxBatchSize === undefined ? {} : { maxBatchSize: options.maxBatchSize });
+    const audit = new SqliteAuditStore(db, this.#queue);
+    this.audit = audit;
+    this.certificates = new SqliteCertificateStore(db, this.#queue, audit);
+  }
+
+  /** Write transactions committed since open. Fewer than writes means group commit is working. */
+  get committedBatches(): number {
+    return this.#queue.committedBatches;
+  }
+
+  /** Commits the writes already queued, then closes the file. Later calls fail with `ERR_STORE_CLOSED`. */
+  async close(): Promise<void> {
+    if (!this.#db.open) return;
+    this.#queue.close();
+    this.#db.close();
+  }
+}
+
+/**
+ * Opens the store in the SQLite file at `path`, creating it and migrating its schema as needed.
+ *
+ * @throws Unavailable `ERR_STORE_UNAVAILABLE` if the file cannot be opened durably.
+ *
+ * @example
+ * ```ts
+ * const store = await openSqliteStore(join(caDir, 'agentca.db'));
+ * await store.certificates.reserveSerial(serial, clock.now());
+ * await store.close();
+ * ```
+ */
+export async function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
+  const db = openDatabase(path, {
+    clock: options.clock ?? systemClock,
+    ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }),
+  });
+  return new SqliteStore(db, options);
+}

@@ -1,0 +1,246 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AuditChainVerifier, FixedClock, GENESIS_HASH, Unavailable, type AuditStore } from '@agentca/core';
+import { contractCertificate, contractIssueEvent, contractSerial, describeStoreContract } from '@agentca/store-contract';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/database.ts';
+import { openSqliteStore, type SqliteStore } from '../src/index.ts';
+import { migrations } from '../src/migrations.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'agentca-store-sqlite-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+let files = 0;
+function freshPath(): string {
+  return join(mkdtempSync(join(root, `${files++}-`)), 'agentca.db');
+}
+
+const clock = new FixedClock('2030-01-01T00:00:00.000Z');
+
+describeStoreContract('sqlite', () => openSqliteStore(freshPath(), { clock }));
+
+async function verify(audit: AuditStore) {
+  const verifier = new AuditChainVerifier();
+  for (const e of await audit.read(1, 100_000)) await verifier.add(e);
+  return verifier.finish(await audit.head());
+}
+
+describe('sqlite store', () => {
+  let path: string;
+  let store: SqliteStore | undefined;
+  let raw: Database.Database | undefined;
+  beforeEach(() => {
+    path = freshPath();
+  });
+  afterEach(async () => {
+    await store?.close();
+    raw?.close();
+    store = undefined;
+    raw = undefined;
+  });
+
+  describe('durability', () => {
+    it('keeps certificates and the audit chain across close and reopen', async () => {
+      store = await openSqliteStore(path, { clock });
+      const c = contractCertificate(1);
+      await store.certificates.reserveSerial(c.serial, c.issuedAt);
+      await store.certificates.reserveSerial(contractSerial(2), c.issuedAt);
+      await store.certificates.record(c, contractIssueEvent(c));
+      await store.audit.append({ type: 'init', actor: 'operator', outcome: 'ok', at: clock.now() });
+      const head = await store.audit.head();
+      await store.close();
+
+      store = await openSqliteStore(path, { clock });
+      expect(await store.certificates.get(c.serial)).toEqual(c);
+      expect(await store.audit.head()).toEqual(head);
+      expect(await verify(store.audit)).toEqual({ ok: true, events: 2, head: head.hash });
+      await expect(store.certificates.reserveSerial(contractSerial(2), c.issuedAt)).rejects.toMatchObject({ code: 'ERR_SERIAL_EXISTS' });
+    });
+
+    it('keeps a write whose promise resolved even if the process is killed right after', () => {
+      const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+      const fixture = fileURLToPath(new URL('./fixtures/write-then-die.ts', import.meta.url));
+      const serial = contractSerial(99);
+      const child = spawnSync(process.execPath, ['--import', 'tsx', fixture, path, serial], { cwd: repo, encoding: 'utf8', timeout: 60_000 });
+      expect(child.signal, child.stderr).toBe('SIGKILL');
+      const reported = JSON.parse(child.stdout) as { seq: number; hash: string };
+
+      raw = new Database(path, { readonly: true });
+      expect(raw.prepare('SELECT count(*) FROM certificates WHERE serial = ?').pluck().get(serial)).toBe(1);
+      expect(raw.prepare('SELECT seq, hash FROM audit_head').get()).toEqual(reported);
+    }, 60_000);
+
+    it('commits writes still queued when the store is closed', async () => {
+      store = await openSqliteStore(path, { clock });
+      const writes = Array.from({ length: 20 }, (_, i) => store!.certificates.reserveSerial(contractSerial(i), clock.now()));
+      await store.close();
+      await Promise.all(writes);
+      store = await openSqliteStore(path, { clock });
+      await expect(store.certificates.reserveSerial(contractSerial(19), clock.now())).rejects.toMatchObject({ code: 'ERR_SERIAL_EXISTS' });
+    });
+
+    it('refuses every call once closed with ERR_STORE_CLOSED', async () => {
+      store = await openSqliteStore(path, { clock });
+      await store.close();
+      await store.close();
+      await expect(store.certificates.reserveSerial(contractSerial(1), clock.now())).rejects.toMatchObject({ code: 'ERR_STORE_CLOSED', message: 'the store is closed' });
+      await expect(store.audit.append({ type: 'init', actor: 'operator', outcome: 'ok', at: clock.now() })).rejects.toBeInstanceOf(Unavailable);
+      await expect(store.certificates.get(contractSerial(1))).rejects.toMatchObject({ code: 'ERR_STORE_CLOSED' });
+      await expect(store.audit.head()).rejects.toMatchObject({ code: 'ERR_STORE_CLOSED' });
+    });
+  });
+
+  describe('database file', () => {
+    it('runs in WAL mode with synchronous=FULL, foreign keys on and a busy timeout', () => {
+      raw = openDatabase(path, { clock, busyTimeoutMs: 1234 });
+      expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(raw.pragma('synchronous', { simple: true })).toBe(2);
+      expect(raw.pragma('foreign_keys', { simple: true })).toBe(1);
+      expect(raw.pragma('busy_timeout', { simple: true })).toBe(1234);
+    });
+
+    it('applies each migration once, in order, however often the file is opened', async () => {
+      for (let i = 0; i < 3; i++) await (await openSqliteStore(path, { clock })).close();
+      raw = new Database(path, { readonly: true });
+      expect(raw.prepare('SELECT version, name, applied_at AS appliedAt FROM schema_migrations ORDER BY version').all()).toEqual(
+        migrations.map((m) => ({ version: m.version, name: m.name, appliedAt: '2030-01-01T00:00:00.000Z' })),
+      );
+      expect(migrations.map((m) => m.version)).toEqual(migrations.map((_, i) => i + 1));
+      expect(raw.prepare('SELECT seq, hash FROM audit_head').all()).toEqual([{ seq: 0, hash: GENESIS_HASH }]);
+    });
+
+    it('applies pending migrations in one transaction: a failing one leaves the schema as it was', () => {
+      const broken = [...migrations, { version: migrations.length + 1, name: 'broken', sql: 'CREATE TABLE extra (x); SELECT * FROM no_such_table;' }];
+      expect(() => openDatabase(path, { clock, migrations: broken })).toThrow(expect.objectContaining({ code: 'ERR_STORE_INTERNAL' }));
+      raw = new Database(path, { readonly: true });
+      expect(raw.prepare("SELECT name FROM sqlite_master WHERE name IN ('extra', 'certificates', 'schema_migrations')").pluck().all()).toEqual([]);
+      raw.close();
+      raw = openDatabase(path, { clock });
+      expect(raw.prepare('SELECT count(*) FROM schema_migrations').pluck().get()).toBe(migrations.length);
+    });
+
+    it('refuses a file migrated by a newer agentca with ERR_STORE_SCHEMA_TOO_NEW', async () => {
+      await (await openSqliteStore(path, { clock })).close();
+      raw = new Database(path);
+      raw.prepare("INSERT INTO schema_migrations VALUES (999, 'future', 'x')").run();
+      raw.close();
+      raw = undefined;
+      await expect(openSqliteStore(path, { clock })).rejects.toMatchObject({
+        code: 'ERR_STORE_SCHEMA_TOO_NEW',
+        message: `the store has schema version 999, this agentca knows up to ${migrations.length}`,
+      });
+    });
+
+    it('fails to open an unusable path with ERR_STORE_UNAVAILABLE', async () => {
+      const e = await openSqliteStore(join(root, 'no', 'such', 'dir', 'x.db')).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(Unavailable);
+      expect(e).toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+    });
+  });
+
+  describe('group commit', () => {
+    it('commits 1000 concurrent reservations in far fewer transactions', async () => {
+      store = await openSqliteStore(path, { clock });
+      const before = store.committedBatches;
+      await Promise.all(Array.from({ length: 1000 }, (_, i) => store!.certificates.reserveSerial(contractSerial(i), clock.now())));
+      const batches = store.committedBatches - before;
+      expect(batches).toBeGreaterThanOrEqual(1);
+      expect(batches).toBeLessThanOrEqual(5);
+    });
+
+    it('splits a long queue into batches of at most maxBatchSize', async () => {
+      store = await openSqliteStore(path, { clock, maxBatchSize: 100 });
+      const before = store.committedBatches;
+      await Promise.all(Array.from({ length: 1000 }, (_, i) => store!.certificates.reserveSerial(contractSerial(i), clock.now())));
+      expect(store.committedBatches - before).toBe(10);
+    });
+
+    it('commits the good writes of a batch in which others fail, in one transaction', async () => {
+      store = await openSqliteStore(path, { clock });
+      await store.certificates.reserveSerial(contractSerial(0), clock.now());
+      const before = store.committedBatches;
+      const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => store!.certificates.reserveSerial(contractSerial(i % 5), clock.now())));
+      expect(store.committedBatches - before).toBe(1);
+      // Serial 0 was taken before; 1-4 are asked for twice.
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', ...Array(5).fill('rejected')]);
+    });
+  });
+
+  describe('errors', () => {
+    it('fails writes with ERR_STORE_UNAVAILABLE while another process holds the lock, and commits none of them', async () => {
+      store = await openSqliteStore(path, { clock, busyTimeoutMs: 20 });
+      raw = new Database(path);
+      raw.prepare('BEGIN IMMEDIATE').run();
+      const results = await Promise.allSettled([
+        store.certificates.reserveSerial(contractSerial(1), clock.now()),
+        store.audit.append({ type: 'init', actor: 'operator', outcome: 'ok', at: clock.now() }),
+      ]);
+      for (const r of results) {
+        expect(r).toMatchObject({ status: 'rejected', reason: { code: 'ERR_STORE_UNAVAILABLE', message: 'the store is unavailable: database is locked' } });
+        expect((r as PromiseRejectedResult).reason).toBeInstanceOf(Unavailable);
+      }
+      raw.prepare('ROLLBACK').run();
+      await store.certificates.reserveSerial(contractSerial(1), clock.now());
+      expect(await store.audit.head()).toEqual({ seq: 0, hash: GENESIS_HASH });
+    });
+  });
+
+  describe('tamper evidence', () => {
+    async function seed(n: number): Promise<SqliteStore> {
+      const s = await openSqliteStore(path, { clock });
+      for (let i = 0; i < n; i++) await s.audit.append({ type: 'token.create', actor: 'operator', outcome: 'ok', at: clock.now(), detail: { i } });
+      return s;
+    }
+
+    it('keeps audit_events plain: no triggers, editable by any SQLite client', async () => {
+      store = await seed(1);
+      raw = new Database(path);
+      expect(raw.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").pluck().get()).toBe(0);
+      expect(raw.prepare("UPDATE audit_events SET actor = 'mallory' WHERE seq = 1").run().changes).toBe(1);
+    });
+
+    it('lets verification name an edited event', async () => {
+      store = await seed(5);
+      raw = new Database(path);
+      raw.prepare("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3").run();
+      expect(await verify(store.audit)).toEqual({ ok: false, events: 2, seq: 3, reason: 'event 3 was altered (its hash does not match its content)' });
+    });
+
+    it('lets verification see a deleted event in the middle', async () => {
+      store = await seed(5);
+      raw = new Database(path);
+      raw.prepare('DELETE FROM audit_events WHERE seq = 2').run();
+      expect(await verify(store.audit)).toMatchObject({ ok: false, seq: 2 });
+    });
+
+    it('lets verification see a truncated tail through the head record', async () => {
+      store = await seed(5);
+      raw = new Database(path);
+      raw.prepare('DELETE FROM audit_events WHERE seq >= 4').run();
+      expect(await verify(store.audit)).toMatchObject({ ok: false, events: 3, seq: 4 });
+      raw.prepare('DELETE FROM audit_events').run();
+      expect(await verify(store.audit)).toMatchObject({ ok: false, events: 0, seq: 1 });
+    });
+
+    it('refuses to report a head when the head record was deleted', async () => {
+      store = await seed(2);
+      raw = new Database(path);
+      raw.prepare('DELETE FROM audit_head').run();
+      await expect(store.audit.head()).rejects.toMatchObject({ code: 'ERR_AUDIT_HEAD_MISSING', message: 'the audit head record is missing' });
+      await expect(store.audit.append({ type: 'init', actor: 'operator', outcome: 'ok', at: clock.now() })).rejects.toMatchObject({ code: 'ERR_AUDIT_HEAD_MISSING' });
+    });
+
+    it('reports an event edited into something undecodable instead of guessing', async () => {
+      store = await seed(3);
+      raw = new Database(path);
+      raw.prepare("UPDATE audit_events SET detail = '{not json' WHERE seq = 2").run();
+      await expect(store.audit.read(1, 10)).rejects.toMatchObject({ code: 'ERR_AUDIT_EVENT_UNREADABLE', message: 'audit event 2 cannot be decoded' });
+      raw.prepare("UPDATE audit_events SET detail = NULL, at = 'yesterday' WHERE seq = 2").run();
+      await expect(store.audit.read(1, 10)).rejects.toMatchObject({ code: 'ERR_AUDIT_EVENT_UNREADABLE' });
+    });
+  });
+});
