@@ -8,6 +8,7 @@ export * from './duration.ts';
 export * from './ports/clock.ts';
 export * from './ports/random.ts';
 export * from './ports/signer.ts';
+export * from './ports/crypto-backend.ts';
 export * from './ports/audit-store.ts';
 export * from './ports/certificate-store.ts';
 export * from './identity/spiffe-id.ts';

@@ -5,3 +5,4 @@ export * from './atomic-file.ts';
 export * from './passphrase.ts';
 export * from './keystore/index.ts';
 export { KeyObjectSigner } from './keystore/file-signer.ts';
+export * from './crypto/node-crypto-backend.ts';

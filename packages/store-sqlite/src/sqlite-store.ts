@@ -13,6 +13,8 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** Most writes committed in one transaction. Default 1000. */
   maxBatchSize?: number;
+  /** Least time between the end of one commit and the start of the next, under load. Default 2. */
+  minBatchIntervalMs?: number;
 }
 
 /**
@@ -29,7 +31,10 @@ export class SqliteStore {
   /** @internal Use {@link openSqliteStore}. */
   constructor(db: Database.Database, options: SqliteStoreOptions = {}) {
     this.#db = db;
-    this.#queue = new WriteQueue(db, options.maxBatchSize === undefined ? {} : { maxBatchSize: options.maxBatchSize });
+    this.#queue = new WriteQueue(db, {
+      ...(options.maxBatchSize !== undefined ? { maxBatchSize: options.maxBatchSize } : {}),
+      ...(options.minBatchIntervalMs !== undefined ? { minBatchIntervalMs: options.minBatchIntervalMs } : {}),
+    });
     const audit = new SqliteAuditStore(db, this.#queue);
     this.audit = audit;
     this.certificates = new SqliteCertificateStore(db, this.#queue, audit);

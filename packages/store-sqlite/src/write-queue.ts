@@ -30,10 +30,13 @@ export class WriteQueue {
   #scheduled = false;
   #closed = false;
   #committedBatches = 0;
+  readonly #minIntervalMs: number;
+  #lastCommitEnd = 0;
 
-  constructor(db: Database.Database, options: { maxBatchSize?: number } = {}) {
+  constructor(db: Database.Database, options: { maxBatchSize?: number; minBatchIntervalMs?: number } = {}) {
     this.#db = db;
     this.#maxBatchSize = options.maxBatchSize ?? 1000;
+    this.#minIntervalMs = options.minBatchIntervalMs ?? 2;
     this.#statements = {
       begin: db.prepare('BEGIN IMMEDIATE'),
       commit: db.prepare('COMMIT'),
@@ -64,14 +67,23 @@ export class WriteQueue {
     while (this.#pending.length > 0) this.#flushBatch();
   }
 
+  /**
+   * A commit blocks the event loop for its fsync (better-sqlite3 is synchronous), so under load
+   * commits are paced: the next batch starts no sooner than `minBatchIntervalMs` after the last
+   * one ended, and collects every write queued meanwhile. An idle store commits on the next turn.
+   */
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.#scheduled = false;
       this.#flushBatch();
+      this.#lastCommitEnd = performance.now();
       if (this.#pending.length > 0) this.#schedule();
-    });
+    };
+    const wait = this.#lastCommitEnd + this.#minIntervalMs - performance.now();
+    if (wait > 0) setTimeout(run, wait);
+    else setImmediate(run);
   }
 
   #flushBatch(): void {

@@ -11,6 +11,8 @@ import type { Signer } from '../ports/signer.ts';
 import { parseTrustDomain } from '../identity/spiffe-id.ts';
 import { validateProfile, type Profile } from '../profile/profile.ts';
 import { Issuer, type IssueRequest, type IssuedCertificate } from '../issuance/issuer.ts';
+import type { CryptoBackend } from '../ports/crypto-backend.ts';
+import { webCryptoBackend } from '../x509/signature.ts';
 import { AuditChainVerifier, type AuditVerification } from '../audit/chain.ts';
 
 export interface AuthorityOptions {
@@ -24,11 +26,12 @@ export interface AuthorityOptions {
   urls?: { crl?: string[]; ocsp?: string[]; caIssuers?: string[] };
   clock?: Clock;
   random?: Random;
-  crypto?: Crypto;
+  /** Verification and digests; WebCrypto by default. */
+  crypto?: CryptoBackend;
   /** Default 60. */
   clockSkewSeconds?: number;
-  /** Default true. */
-  verifySignatures?: boolean;
+  /** Re-verify the CA's signature on each certificate: true, false, or `rsa` (default: RSA CA keys only). */
+  verifySignatures?: boolean | 'rsa';
 }
 
 /**
@@ -72,10 +75,10 @@ export class Authority {
       store: o.store,
       clock,
       random: o.random ?? webCryptoRandom,
-      crypto: o.crypto ?? globalThis.crypto,
+      crypto: o.crypto ?? webCryptoBackend(),
       clockSkewSeconds: o.clockSkewSeconds ?? 60,
       urls: { crl: o.urls?.crl ?? [], ocsp: o.urls?.ocsp ?? [], caIssuers: o.urls?.caIssuers ?? [] },
-      verifySignatures: o.verifySignatures ?? true,
+      verifySignatures: o.verifySignatures ?? 'rsa',
     });
     return new Authority(o, issuer, clock);
   }

@@ -9,7 +9,8 @@ import type { CertificateStore } from '../ports/certificate-store.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Random } from '../ports/random.ts';
 import type { Signer } from '../ports/signer.ts';
-import { sha1, sha256, toHex, bytesEqual } from '../encoding.ts';
+import { toHex, bytesEqual } from '../encoding.ts';
+import type { CryptoBackend } from '../ports/crypto-backend.ts';
 import { parseSpiffeIdIn } from '../identity/spiffe-id.ts';
 import { checkDnsNames, checkIdentity, checkKey, resolveTtl, type Profile } from '../profile/profile.ts';
 import { signatureSchemeFor } from '../x509/algorithms.ts';
@@ -30,7 +31,6 @@ import { decodeSubjectKeyIdentifier } from '../x509/extension-values.ts';
 import { EXT } from '../x509/extensions.ts';
 import { encodeName } from '../x509/name.ts';
 import { parseSpkiDer } from '../x509/spki.ts';
-import { verifySignature } from '../x509/signature.ts';
 import { INSTANCE_ID_PATTERN, type Attestation } from './attestation.ts';
 import { newSerial, serialHex } from './serial.ts';
 import { verifyIssued } from './verify-issued.ts';
@@ -63,12 +63,16 @@ export interface IssuerConfig {
   store: { certificates: CertificateStore; audit: AuditStore };
   clock: Clock;
   random: Random;
-  crypto: Crypto;
+  crypto: CryptoBackend;
   /** notBefore is backdated this much, for relying parties whose clocks run behind. */
   clockSkewSeconds: number;
   urls: { crl: string[]; ocsp: string[]; caIssuers: string[] };
-  /** Verify each signature made with the CA key before releasing it (guards against faulty signers). */
-  verifySignatures: boolean;
+  /**
+   * Verify each signature made with the CA key before releasing it. `rsa` (the default) does
+   * it for RSA CA keys, where a faulty signature can leak the key (RSA-CRT fault attacks); every
+   * certificate is re-parsed and re-checked field by field in any case.
+   */
+  verifySignatures: boolean | 'rsa';
 }
 
 const OPTIONAL_TEXT = /^[\x20-\x7e]{1,256}$/;
@@ -78,12 +82,14 @@ export class Issuer {
   readonly #ca: ParsedCertificate;
   readonly #caKeyId: Uint8Array;
   readonly #caKey: ReturnType<typeof parseSpkiDer>;
+  readonly #verifyOwnSignatures: boolean;
 
   private constructor(c: IssuerConfig, ca: ParsedCertificate, keyId: Uint8Array) {
     this.#c = c;
     this.#ca = ca;
     this.#caKeyId = keyId;
     this.#caKey = parseSpkiDer(ca.spki);
+    this.#verifyOwnSignatures = c.verifySignatures === 'rsa' ? this.#caKey.family === 'rsa' : c.verifySignatures;
   }
 
   static async create(c: IssuerConfig): Promise<Issuer> {
@@ -91,7 +97,7 @@ export class Issuer {
     if (!bytesEqual(ca.spki, c.signer.publicKey))
       throw new Unavailable('ERR_CA_KEY_MISMATCH', 'the issuing CA key does not match the issuing CA certificate');
     const ski = ca.extensions.get(EXT.subjectKeyIdentifier);
-    const keyId = ski ? decodeSubjectKeyIdentifier(ski.value) : await sha1(parseSpkiDer(ca.spki).keyBytes);
+    const keyId = ski ? decodeSubjectKeyIdentifier(ski.value) : await c.crypto.digest('SHA-1', parseSpkiDer(ca.spki).keyBytes);
     return new Issuer(c, ca, keyId);
   }
 
@@ -159,7 +165,7 @@ export class Issuer {
 
     await verifyCsr(c.crypto, csr);
 
-    const [leafKeyId, keyFingerprint] = await Promise.all([sha1(csr.key.keyBytes), sha256(csr.key.spki)]);
+    const [leafKeyId, keyFingerprint] = await Promise.all([c.crypto.digest('SHA-1', csr.key.keyBytes), c.crypto.digest('SHA-256', csr.key.spki)]);
     const serial = await this.#reserveSerial(now);
     const subjectEmpty = !profile.subject;
     const extensions = [
@@ -199,9 +205,9 @@ export class Issuer {
       taskId,
       onBehalfOf,
     });
-    if (c.verifySignatures) {
+    if (this.#verifyOwnSignatures) {
       const scheme = signatureSchemeFor(c.signer.algorithm);
-      if (!(await verifySignature(c.crypto, this.#caKey, scheme, parsed.tbs, parsed.signature)))
+      if (!(await c.crypto.verify(this.#caKey, scheme, parsed.tbs, parsed.signature)))
         throw new InternalError('ERR_ISSUED_CERTIFICATE_MISMATCH', 'the signed certificate failed its re-check: the CA signature does not verify');
     }
     const hex = serialHex(serial);

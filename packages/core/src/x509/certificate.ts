@@ -110,6 +110,7 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
   const signatureOid = algOid(der, parts[i++], 'signature');
   const issuer = whole(der, expectTag(parts[i++], TAG.SEQUENCE, 'issuer'));
   const [nbEl, naEl] = children(der, expectTag(parts[i++], TAG.SEQUENCE, 'validity'));
+  if (!nbEl || !naEl) throw new InvalidRequest('ERR_DER_MALFORMED', 'malformed DER: validity needs notBefore and notAfter');
   const notBefore = readTime(der, nbEl!);
   const notAfter = readTime(der, naEl!);
   const subject = whole(der, expectTag(parts[i++], TAG.SEQUENCE, 'subject'));

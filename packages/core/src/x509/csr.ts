@@ -21,7 +21,7 @@ import {
 } from './der.ts';
 import { parseGeneralNamesDer, type GeneralNames } from './general-names.ts';
 import { derFromPemOrDer } from './pem.ts';
-import { verifySignature } from './signature.ts';
+import type { CryptoBackend } from '../ports/crypto-backend.ts';
 import { parseSpki, type PublicKeyInfo } from './spki.ts';
 
 /** No legitimate CSR comes near this; RSA-8192 with a few SANs is under 2 KB. */
@@ -134,7 +134,7 @@ function parseCsrDer(der: Uint8Array): ParsedCsr {
 }
 
 /** Proof of possession: the CSR is signed by the key it carries. */
-export async function verifyCsr(crypto: Crypto, csr: ParsedCsr): Promise<void> {
-  const ok = await verifySignature(crypto, csr.key, csr.scheme, csr.info, csr.signature);
+export async function verifyCsr(backend: CryptoBackend, csr: ParsedCsr): Promise<void> {
+  const ok = await backend.verify(csr.key, csr.scheme, csr.info, csr.signature);
   if (!ok) throw new InvalidRequest('ERR_CSR_SIGNATURE', 'the CSR signature does not verify with its public key (no proof of possession)');
 }

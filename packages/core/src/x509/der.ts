@@ -288,8 +288,10 @@ export function readTime(buf: Uint8Array, el: DerElement): Date {
     bad('bad time');
   }
   const [mo, d, h, mi, se] = [m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number];
-  const t = Date.UTC(y, mo - 1, d, h, mi, se);
-  const back = new Date(t);
+  // Not Date.UTC: it maps years 0-99 to 1900-1999, and a GeneralizedTime year is literal.
+  const back = new Date(0);
+  back.setUTCFullYear(y, mo - 1, d);
+  back.setUTCHours(h, mi, se, 0);
   if (back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || h > 23 || mi > 59 || se > 59) bad('time out of range');
   return back;
 }

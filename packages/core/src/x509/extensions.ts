@@ -17,17 +17,17 @@ export const EXT = {
   authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
   /**
    * agentca workload identity: instance, task and on-behalf-of principal. Non-critical.
-   * OID 2.25.4234422942660203: the ITU-T X.667 UUID arc, with UUID
-   * 00000000-0000-0000-000f-0b2f6b53766b (51 random bits). A full 128-bit UUID arc would be
+   * OID 2.25.87769753182713: the ITU-T X.667 UUID arc, with UUID
+   * 00000000-0000-0000-0000-4fd37cf5e1f9 (46 random bits). A full 128-bit UUID arc would be
    * the textbook choice, but GnuTLS's libtasn1 rejects the whole certificate when an OID arc
-   * exceeds 64 bits, and asn1js (JavaScript numbers) misreads arcs above 2^53, so the UUID
-   * was drawn small enough for both.
+   * exceeds 64 bits, asn1js 4 misreads arcs above 2^53 and asn1js 3 (inside @peculiar/x509)
+   * cannot write arcs above 2^49, so the UUID was drawn small enough for all of them.
    *   AgentCAIdentity ::= SEQUENCE {
    *     instanceId  [0] IMPLICIT UTF8String,
    *     taskId      [1] IMPLICIT UTF8String OPTIONAL,
    *     onBehalfOf  [2] IMPLICIT UTF8String OPTIONAL }
    */
-  agentcaIdentity: '2.25.4234422942660203',
+  agentcaIdentity: '2.25.87769753182713',
 } as const;
 
 export const EKU = {
