@@ -26,6 +26,9 @@ export function collectCodes() {
     }
   };
   walk(join(root, 'packages'));
+  // Raised outside an AgentCAError constructor: the CLI's usage errors and last-resort catch.
+  codes.set('ERR_USAGE', { classes: new Set(['CLI']), messages: new Set(['unknown command / option, or a required option missing (exit 2)']), files: new Set() });
+  codes.set('ERR_INTERNAL', { classes: new Set(['CLI']), messages: new Set(['an unexpected error: a bug, please report it']), files: new Set() });
   return codes;
 }
 

@@ -13,8 +13,12 @@ export function buildProgram(io: CliIo): Command {
   const program = new Command('agentca')
     .description('a private CA that gives every AI agent and workload instance its own short-lived X.509 identity')
     .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .configureOutput({
+      writeOut: (s) => io.out(s),
+      writeErr: (s) => io.err(s),
+      // Usage errors keep the one-line contract: `error: <message> (ERR_USAGE)`.
+      outputError: (s, write) => write(`${s.trim().split('\n')[0]} (ERR_USAGE)\n`),
+    })
     .exitOverride();
   for (const c of [init, issue, list, inspect, bundle, audit]) c.register(program, io);
   for (const c of program.commands) propagate(c);
@@ -23,7 +27,6 @@ export function buildProgram(io: CliIo): Command {
 
 function propagate(c: Command): void {
   c.exitOverride();
-  c.showHelpAfterError('(run with --help for usage)');
   for (const s of c.commands) propagate(s);
 }
 

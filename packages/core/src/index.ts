@@ -37,3 +37,4 @@ export { TAG } from './x509/der.ts';
 export * from './ca/webcrypto-signer.ts';
 export * from './x509/csr-builder.ts';
 export * from './revocation/reasons.ts';
+export * from './revocation/revocation-service.ts';

@@ -5,6 +5,7 @@
 import { InvalidRequest } from '../errors.ts';
 import type { AuditStore } from '../ports/audit-store.ts';
 import type { CertificateStore } from '../ports/certificate-store.ts';
+import type { RevocationStore } from '../ports/revocation-store.ts';
 import { systemClock, type Clock } from '../ports/clock.ts';
 import { webCryptoRandom, type Random } from '../ports/random.ts';
 import type { Signer } from '../ports/signer.ts';
@@ -22,7 +23,7 @@ export interface AuthorityOptions {
   /** Trust anchors (root certificates, DER). */
   roots: Uint8Array[];
   profiles: Profile[];
-  store: { certificates: CertificateStore; audit: AuditStore };
+  store: { certificates: CertificateStore; audit: AuditStore; revocations?: RevocationStore };
   urls?: { crl?: string[]; ocsp?: string[]; caIssuers?: string[] };
   clock?: Clock;
   random?: Random;

@@ -6,6 +6,7 @@
 import { AgentCAError, InternalError, InvalidRequest, PolicyDenied, Unavailable } from '../errors.ts';
 import type { AuditStore } from '../ports/audit-store.ts';
 import type { CertificateStore } from '../ports/certificate-store.ts';
+import type { RevocationStore } from '../ports/revocation-store.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Random } from '../ports/random.ts';
 import type { Signer } from '../ports/signer.ts';
@@ -60,7 +61,7 @@ export interface IssuerConfig {
   certificate: Uint8Array;
   signer: Signer;
   profiles: ReadonlyMap<string, Profile>;
-  store: { certificates: CertificateStore; audit: AuditStore };
+  store: { certificates: CertificateStore; audit: AuditStore; revocations?: RevocationStore };
   clock: Clock;
   random: Random;
   crypto: CryptoBackend;
@@ -166,6 +167,8 @@ export class Issuer {
     await verifyCsr(c.crypto, csr);
 
     const [leafKeyId, keyFingerprint] = await Promise.all([c.crypto.digest('SHA-1', csr.key.keyBytes), c.crypto.digest('SHA-256', csr.key.spki)]);
+    if (c.store.revocations && (await c.store.revocations.isKeyBlocked(toHex(keyFingerprint))))
+      throw new PolicyDenied('ERR_KEY_BLOCKED', 'this public key belongs to a certificate revoked for keyCompromise: generate a new key');
     const serial = await this.#reserveSerial(now);
     const subjectEmpty = !profile.subject;
     const extensions = [
