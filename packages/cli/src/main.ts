@@ -8,6 +8,10 @@ import * as list from './commands/list.ts';
 import * as inspect from './commands/inspect.ts';
 import * as bundle from './commands/bundle.ts';
 import * as audit from './commands/audit.ts';
+import * as serve from './commands/serve.ts';
+import * as revoke from './commands/revoke.ts';
+import * as task from './commands/task.ts';
+import * as crl from './commands/crl.ts';
 
 export function buildProgram(io: CliIo): Command {
   const program = new Command('agentca')
@@ -20,7 +24,7 @@ export function buildProgram(io: CliIo): Command {
       outputError: (s, write) => write(`${s.trim().split('\n')[0]} (ERR_USAGE)\n`),
     })
     .exitOverride();
-  for (const c of [init, issue, list, inspect, bundle, audit]) c.register(program, io);
+  for (const c of [init, issue, list, inspect, bundle, serve, revoke, task, crl, audit]) c.register(program, io);
   for (const c of program.commands) propagate(c);
   return program;
 }

@@ -38,3 +38,7 @@ export * from './ca/webcrypto-signer.ts';
 export * from './x509/csr-builder.ts';
 export * from './revocation/reasons.ts';
 export * from './revocation/revocation-service.ts';
+export * from './revocation/crl.ts';
+export * from './revocation/crl-publisher.ts';
+export * from './revocation/ocsp.ts';
+export * from './revocation/ocsp-responder-certificate.ts';

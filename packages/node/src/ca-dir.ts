@@ -15,6 +15,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import {
   ADMIN_PROFILE,
   Authority,
+  CrlPublisher,
+  ROOT_KEY,
   Conflict,
   INTERMEDIATE_KEY,
   InvalidRequest,
@@ -41,8 +43,11 @@ export function caDirFrom(opt: string | undefined, env: NodeJS.ProcessEnv = proc
   return resolve(opt ?? env.AGENTCA_DIR ?? DEFAULT_CA_DIR);
 }
 
+export const ROOT_CRL_VALIDITY_SECONDS = 365 * 86400;
+
 export const paths = (dir: string) => ({
   config: join(dir, CONFIG_FILE),
+  crlBundle: join(dir, 'crl.pem'),
   root: join(dir, 'root.pem'),
   intermediate: join(dir, 'intermediate.pem'),
   keys: join(dir, 'keys'),
@@ -74,6 +79,13 @@ export interface InitOptions {
   keyAlgorithm: KeyAlgorithm;
   passphrase: string;
   nameConstraints?: boolean;
+  /**
+   * Base URL at which relying parties reach `agentca serve`'s plain-HTTP listener
+   * (e.g. http://ca.internal:8080). When set, leaves carry a CRL distribution point
+   * (`<url>/crl`) and an OCSP URL (`<url>/ocsp`), and the intermediate points at the root's
+   * CRL (`<url>/root.crl`).
+   */
+  publicUrl?: string;
   clock?: Clock;
 }
 
@@ -100,6 +112,11 @@ export async function initCaDir(o: InitOptions): Promise<InitResult> {
     const clock = o.clock ?? systemClock;
     const p = paths(work);
     const config = defaultConfig(o.trustDomain, o.keyAlgorithm);
+    const base = o.publicUrl?.replace(/\/+$/, '');
+    if (base !== undefined) {
+      if (!/^https?:\/\/[\x21-\x7e]+$/.test(base)) throw new InvalidRequest('ERR_URL_INVALID', `--public-url ${JSON.stringify(o.publicUrl)} is not an http(s) URL`);
+      config.urls = { crl: [`${base}/crl`], ocsp: [`${base}/ocsp`], caIssuers: [] };
+    }
     const keys = new FileKeyStore({ dir: p.keys, passphrase: o.passphrase });
     const { root, intermediate } = await createHierarchy({
       trustDomain: o.trustDomain,
@@ -108,6 +125,7 @@ export async function initCaDir(o: InitOptions): Promise<InitResult> {
       clock,
       random: webCryptoRandom,
       nameConstraints: o.nameConstraints ?? false,
+      ...(base !== undefined ? { rootCrlUrls: [`${base}/root.crl`] } : {}),
     });
     writeFileAtomic(p.root, toPem('CERTIFICATE', root));
     writeFileAtomic(p.intermediate, toPem('CERTIFICATE', intermediate));
@@ -122,8 +140,10 @@ export async function initCaDir(o: InitOptions): Promise<InitResult> {
         at: clock.now(),
         detail: { trustDomain: o.trustDomain, keyAlgorithm: o.keyAlgorithm },
       });
-      const authority = await openAuthority(work, config, await keys.open(INTERMEDIATE_KEY), store, clock);
+      const intSigner = await keys.open(INTERMEDIATE_KEY);
+      const authority = await openAuthority(work, config, intSigner, store, clock);
       admin = await issueAdminCertificate(authority, config, p);
+      await publishFirstCrls(work, store, clock, { root, rootSigner: await keys.open(ROOT_KEY), intermediate, intSigner });
     } finally {
       await store.close();
     }
@@ -133,6 +153,18 @@ export async function initCaDir(o: InitOptions): Promise<InitResult> {
     rmSync(work, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** The root's CRL is signed here, while the root key is at hand; the issuing CA's first CRL too. */
+async function publishFirstCrls(
+  dir: string,
+  store: SqliteStore,
+  clock: Clock,
+  k: { root: Uint8Array; rootSigner: Signer; intermediate: Uint8Array; intSigner: Signer },
+): Promise<void> {
+  const root = await new CrlPublisher({ issuer: 'root', certificate: k.root, signer: k.rootSigner, crls: store.crls, clock, validitySeconds: ROOT_CRL_VALIDITY_SECONDS }).publish();
+  const int = await new CrlPublisher({ issuer: 'intermediate', certificate: k.intermediate, signer: k.intSigner, revocations: store.revocations, crls: store.crls, clock }).publish();
+  writeFileAtomic(join(dir, 'crl.pem'), toPem('X509 CRL', int.der) + toPem('X509 CRL', root.der));
 }
 
 async function issueAdminCertificate(authority: Authority, config: CaConfig, p: ReturnType<typeof paths>) {
@@ -181,13 +213,13 @@ export async function openCaDir(dirOpt: string, o: { clock?: Clock } = {}): Prom
 }
 
 /** Opens the CA with its issuing key unlocked, ready to issue. */
-export async function openCaForIssuance(dirOpt: string, passphrase: string, o: { clock?: Clock } = {}): Promise<OpenCa & { authority: Authority }> {
+export async function openCaForIssuance(dirOpt: string, passphrase: string, o: { clock?: Clock } = {}): Promise<OpenCa & { authority: Authority; signer: Signer }> {
   const ca = await openCaDir(dirOpt, o);
   try {
     const keys = new FileKeyStore({ dir: paths(ca.dir).keys, passphrase });
     const signer = await keys.open(INTERMEDIATE_KEY);
     const authority = await openAuthority(ca.dir, ca.config, signer, ca.store, o.clock ?? systemClock);
-    return { ...ca, authority };
+    return { ...ca, authority, signer };
   } catch (e) {
     await ca.close();
     throw e;

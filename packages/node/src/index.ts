@@ -6,3 +6,5 @@ export * from './passphrase.ts';
 export * from './keystore/index.ts';
 export { KeyObjectSigner } from './keystore/file-signer.ts';
 export * from './crypto/node-crypto-backend.ts';
+export * from './revocation-runtime.ts';
+export * from './logger.ts';

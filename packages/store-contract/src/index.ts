@@ -1,97 +1,20 @@
-import {
-  AuditChainVerifier,
-  Conflict,
-  GENESIS_HASH,
-  InvalidRequest,
-  type AuditEvent,
-  type AuditEventInput,
-  type AuditStore,
-  type CertificateRecord,
-  type CertificateStore,
-} from '@agentca/core';
+import { Conflict, GENESIS_HASH, InvalidRequest, type AuditEventInput, type CertificateRecord } from '@agentca/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HOUR, T0, contractCertificate, contractIssueEvent, contractSerial, readAll, rejection, reserveAndRecord, verifyChain, type StoreUnderTest } from './fixtures.ts';
+import { describeCrlContract, describeRevocationContract } from './revocation-contract.ts';
 
-/** What a store implementation hands the contract: its ports and a way to let go of them. */
-export interface StoreUnderTest {
-  certificates: CertificateStore;
-  audit: AuditStore;
-  close(): Promise<void>;
-}
-
-const T0 = Date.parse('2030-01-02T03:04:05.678Z');
-const HOUR = 3_600_000;
-
-/** A canonical serial (17 bytes, prefix 0x4a like core's) that differs per `n`. */
-export function contractSerial(n: number): string {
-  return `4a${n.toString(16).padStart(32, '0')}`;
-}
-
-/** A certificate record whose every field is distinguishable, for round-trip checks. */
-export function contractCertificate(n: number, overrides: Partial<CertificateRecord> = {}): CertificateRecord {
-  return {
-    serial: contractSerial(n),
-    spiffeId: `spiffe://example.org/agent/${n % 3}`,
-    instanceId: `instance-${n % 2}`,
-    taskId: n % 2 === 0 ? `task-${n}` : null,
-    onBehalfOf: n % 5 === 0 ? 'spiffe://example.org/user/alice' : null,
-    profile: 'agent',
-    notBefore: new Date(T0 + n * 1000 + 1),
-    notAfter: new Date(T0 + n * 1000 + HOUR + 999),
-    issuedAt: new Date(T0 + n * 1000 + 7),
-    keyFingerprint: `${n.toString(16).padStart(2, '0')}`.repeat(32).slice(0, 64),
-    // Includes 0x00 and 0xff so a text round trip would show.
-    der: Uint8Array.from([0x30, 0x82, 0x00, n & 0xff, 0xff, 0x00, 0x7f, 0x80]),
-    ...overrides,
-  };
-}
-
-/** The audit event the issuance pipeline writes with a certificate. */
-export function contractIssueEvent(certificate: CertificateRecord): AuditEventInput {
-  return {
-    type: 'issue',
-    actor: 'token:t1',
-    outcome: 'ok',
-    at: new Date(certificate.issuedAt.getTime()),
-    spiffeId: certificate.spiffeId,
-    serial: certificate.serial,
-    detail: { instance: certificate.instanceId, task: certificate.taskId, ttl: 3600, renew: false },
-  };
-}
+export { contractCertificate, contractIssueEvent, contractSerial, type StoreUnderTest } from './fixtures.ts';
+export { describeCrlContract, describeRevocationContract } from './revocation-contract.ts';
 
 function auditEvent(n: number): AuditEventInput {
   return { type: 'token.create', actor: 'operator', outcome: n % 7 === 0 ? 'denied' : 'ok', at: new Date(T0 + n), detail: { n } };
 }
 
-async function readAll(audit: AuditStore): Promise<AuditEvent[]> {
-  const events: AuditEvent[] = [];
-  for (;;) {
-    const page = await audit.read(events.length + 1, 128);
-    events.push(...page);
-    if (page.length < 128) return events;
-  }
-}
-
-async function verifyChain(audit: AuditStore): Promise<ReturnType<AuditChainVerifier['finish']>> {
-  const verifier = new AuditChainVerifier();
-  for (const e of await readAll(audit)) await verifier.add(e);
-  return verifier.finish(await audit.head());
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => expect.unreachable('expected a rejection'),
-    (e: unknown) => e,
-  );
-}
-
-async function reserveAndRecord(store: StoreUnderTest, c: CertificateRecord): Promise<AuditEvent> {
-  await store.certificates.reserveSerial(c.serial, c.issuedAt);
-  return store.certificates.record(c, contractIssueEvent(c));
-}
-
 /**
- * The behaviour every implementation of the store ports must show. `open` must return a
- * fresh, empty store each time; every test opens its own and closes it.
+ * The behaviour every implementation of the store ports must show: certificates and audit
+ * here, revocations and CRLs through {@link describeRevocationContract} and
+ * {@link describeCrlContract}. `open` must return a fresh, empty store each time; every test
+ * opens its own and closes it.
  *
  * @example
  * ```ts
@@ -327,4 +250,6 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
       });
     });
   });
+  describeRevocationContract(name, open);
+  describeCrlContract(name, open);
 }

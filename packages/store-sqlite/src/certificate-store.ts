@@ -184,7 +184,8 @@ function toRecord(r: CertificateRow): CertificateRecord {
   };
 }
 
-function millis(d: Date, what: string): number {
+/** The instant as stored: integer milliseconds since the epoch. @throws InvalidRequest `ERR_DATE_INVALID` */
+export function millis(d: Date, what: string): number {
   const ms = d instanceof Date ? d.getTime() : Number.NaN;
   if (Number.isNaN(ms)) throw new InvalidRequest('ERR_DATE_INVALID', `${what} is not a valid date`);
   return ms;

@@ -8,8 +8,8 @@ export interface Migration {
 }
 
 /**
- * The schema, in order. Certificate times are integer milliseconds since the epoch (range
- * queries on `not_after`); the audit `at` is the ISO text the chain hashes, so what a person
+ * The schema, in order. Certificate, revocation and CRL times are integer milliseconds since
+ * the epoch (range queries on `not_after`); the audit `at` is the ISO text the chain hashes, so what a person
  * reads in the table is what the hash covers.
  */
 export const migrations: readonly Migration[] = [
@@ -61,6 +61,53 @@ export const migrations: readonly Migration[] = [
         hash TEXT NOT NULL
       );
       INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${GENESIS_HASH}');
+    `,
+  },
+  {
+    version: 2,
+    name: 'revocations, blocked keys, crl numbers, latest crls',
+    // A revocation copies the certificate's identity and notAfter, so CRL and OCSP read one
+    // table. A row is never deleted (OCSP still answers "revoked" once the CRL has dropped it):
+    // `final_crl` is the first CRL issued after the certificate expired (RFC 5280 §3.3: an
+    // entry stays until it has appeared on a CRL issued beyond the validity period), and the
+    // partial indexes keep what a CRL lists cheap to read however long the history grows.
+    // The reasons are spelled out rather than read from core because a released migration
+    // never changes (RFC 5280 §5.3.1's list is closed anyway).
+    sql: `
+      CREATE TABLE revocations (
+        serial      TEXT PRIMARY KEY REFERENCES certificates (serial),
+        revoked_at  INTEGER NOT NULL,
+        reason      TEXT NOT NULL CHECK (reason IN (
+                      'unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded',
+                      'cessationOfOperation', 'certificateHold', 'privilegeWithdrawn', 'aACompromise')),
+        not_after   INTEGER NOT NULL,
+        spiffe_id   TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        task_id     TEXT,
+        change_seq  INTEGER NOT NULL UNIQUE,
+        final_crl   INTEGER
+      ) WITHOUT ROWID;
+      CREATE INDEX revocations_listed ON revocations (serial) WHERE final_crl IS NULL;
+      CREATE INDEX revocations_listed_by_not_after ON revocations (not_after) WHERE final_crl IS NULL;
+
+      CREATE TABLE blocked_keys (
+        key_fingerprint TEXT PRIMARY KEY,
+        serial          TEXT NOT NULL REFERENCES certificates (serial),
+        at              INTEGER NOT NULL
+      ) WITHOUT ROWID;
+
+      CREATE TABLE crl_state (
+        issuer      TEXT PRIMARY KEY CHECK (issuer IN ('intermediate', 'root')),
+        last_number INTEGER NOT NULL CHECK (last_number > 0)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE crls (
+        issuer      TEXT PRIMARY KEY CHECK (issuer IN ('intermediate', 'root')),
+        crl_number  INTEGER NOT NULL CHECK (crl_number > 0),
+        this_update INTEGER NOT NULL,
+        next_update INTEGER NOT NULL,
+        der         BLOB NOT NULL
+      );
     `,
   },
 ];

@@ -1,8 +1,10 @@
-import { systemClock, type AuditStore, type CertificateStore, type Clock } from '@agentca/core';
+import { systemClock, type AuditStore, type CertificateStore, type Clock, type CrlStore, type RevocationStore } from '@agentca/core';
 import type Database from 'better-sqlite3';
 import { SqliteAuditStore } from './audit-store.ts';
 import { SqliteCertificateStore } from './certificate-store.ts';
+import { SqliteCrlStore } from './crl-store.ts';
 import { openDatabase } from './database.ts';
+import { SqliteRevocationStore } from './revocation-store.ts';
 import { WriteQueue } from './write-queue.ts';
 
 /** Options of {@link openSqliteStore}. */
@@ -20,11 +22,13 @@ export interface SqliteStoreOptions {
 /**
  * The store ports on one SQLite file. All aggregates share one connection and one
  * {@link WriteQueue}, so writes are group-committed together and a write that spans
- * aggregates (a certificate and its audit event) is one transaction.
+ * aggregates (a certificate or a revocation and its audit event) is one transaction.
  */
 export class SqliteStore {
   readonly certificates: CertificateStore;
   readonly audit: AuditStore;
+  readonly revocations: RevocationStore;
+  readonly crls: CrlStore;
   readonly #db: Database.Database;
   readonly #queue: WriteQueue;
 
@@ -38,6 +42,8 @@ export class SqliteStore {
     const audit = new SqliteAuditStore(db, this.#queue);
     this.audit = audit;
     this.certificates = new SqliteCertificateStore(db, this.#queue, audit);
+    this.revocations = new SqliteRevocationStore(db, this.#queue, audit);
+    this.crls = new SqliteCrlStore(db, this.#queue);
   }
 
   /** Write transactions committed since open. Fewer than writes means group commit is working. */

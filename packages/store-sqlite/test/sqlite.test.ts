@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AuditChainVerifier, FixedClock, GENESIS_HASH, Unavailable, type AuditStore } from '@agentca/core';
+import { AuditChainVerifier, FixedClock, GENESIS_HASH, Unavailable, type AuditEventInput, type AuditStore, type PublishedCrl } from '@agentca/core';
 import { contractCertificate, contractIssueEvent, contractSerial, describeStoreContract } from '@agentca/store-contract';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -22,6 +22,10 @@ function freshPath(): string {
 const clock = new FixedClock('2030-01-01T00:00:00.000Z');
 
 describeStoreContract('sqlite', () => openSqliteStore(freshPath(), { clock }));
+
+function revokeEvent(at: Date): AuditEventInput {
+  return { type: 'revoke', actor: 'operator', outcome: 'ok', at, detail: { reason: 'test' } };
+}
 
 async function verify(audit: AuditStore) {
   const verifier = new AuditChainVerifier();
@@ -59,6 +63,42 @@ describe('sqlite store', () => {
       expect(await store.audit.head()).toEqual(head);
       expect(await verify(store.audit)).toEqual({ ok: true, events: 2, head: head.hash });
       await expect(store.certificates.reserveSerial(contractSerial(2), c.issuedAt)).rejects.toMatchObject({ code: 'ERR_SERIAL_EXISTS' });
+    });
+
+    it('keeps revocations, blocked keys, CRL numbers and the latest CRLs across close and reopen', async () => {
+      store = await openSqliteStore(path, { clock });
+      const [a, b] = [contractCertificate(1), contractCertificate(2)];
+      for (const c of [a, b]) {
+        await store.certificates.reserveSerial(c.serial, c.issuedAt);
+        await store.certificates.record(c, contractIssueEvent(c));
+      }
+      const at = new Date(a.issuedAt.getTime() + 60_000);
+      await store.revocations.revoke({ serial: a.serial }, 'keyCompromise', at, revokeEvent(at));
+      await store.revocations.revoke({ serial: b.serial }, 'superseded', at, revokeEvent(at));
+      for (let i = 0; i < 3; i++) await store.crls.nextCrlNumber('intermediate');
+      await store.crls.nextCrlNumber('root');
+      const crl: PublishedCrl = { issuer: 'intermediate', crlNumber: 3n, thisUpdate: at, nextUpdate: new Date(at.getTime() + 86_400_000), der: Uint8Array.from([0x30, 0x00]) };
+      await store.crls.save(crl);
+      const entries = await store.revocations.crlEntries();
+      const head = await store.audit.head();
+      await store.close();
+
+      store = await openSqliteStore(path, { clock });
+      expect(await store.revocations.crlEntries()).toEqual(entries);
+      expect(await store.revocations.changesSince(0, 10)).toEqual(entries);
+      expect(await store.revocations.get(a.serial)).toEqual(entries[0]);
+      expect(await store.revocations.isKeyBlocked(a.keyFingerprint)).toBe(true);
+      expect(await store.revocations.isKeyBlocked(b.keyFingerprint)).toBe(false);
+      expect(await store.crls.nextCrlNumber('intermediate')).toBe(4n);
+      expect(await store.crls.nextCrlNumber('root')).toBe(2n);
+      expect(await store.crls.latest('intermediate')).toEqual(crl);
+      expect(await verify(store.audit)).toEqual({ ok: true, events: 4, head: head.hash });
+
+      const c = contractCertificate(3);
+      await store.certificates.reserveSerial(c.serial, c.issuedAt);
+      await store.certificates.record(c, contractIssueEvent(c));
+      const [next] = (await store.revocations.revoke({ serial: c.serial }, 'superseded', at, revokeEvent(at))).revoked;
+      expect(next!.changeSeq).toBeGreaterThan(Math.max(...entries.map((e) => e.changeSeq)));
     });
 
     it('keeps a write whose promise resolved even if the process is killed right after', () => {
@@ -111,6 +151,39 @@ describe('sqlite store', () => {
       );
       expect(migrations.map((m) => m.version)).toEqual(migrations.map((_, i) => i + 1));
       expect(raw.prepare('SELECT seq, hash FROM audit_head').all()).toEqual([{ seq: 0, hash: GENESIS_HASH }]);
+    });
+
+    it('migrates a file created at schema version 1 to version 2 on open, keeping its certificates and audit chain', async () => {
+      const c = contractCertificate(1);
+      raw = openDatabase(path, { clock: new FixedClock('2029-01-01T00:00:00.000Z'), migrations: migrations.filter((m) => m.version === 1) });
+      raw.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)').run(c.serial, c.issuedAt.getTime());
+      raw
+        .prepare(
+          `INSERT INTO certificates (serial, spiffe_id, instance_id, task_id, on_behalf_of, profile, not_before, not_after, issued_at, key_fingerprint, der)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(c.serial, c.spiffeId, c.instanceId, c.taskId, c.onBehalfOf, c.profile, c.notBefore.getTime(), c.notAfter.getTime(), c.issuedAt.getTime(), c.keyFingerprint, Buffer.from(c.der));
+      expect(raw.prepare("SELECT count(*) FROM sqlite_master WHERE name IN ('revocations', 'blocked_keys', 'crl_state', 'crls')").pluck().get()).toBe(0);
+      raw.close();
+      raw = undefined;
+
+      store = await openSqliteStore(path, { clock });
+      await store.audit.append({ type: 'init', actor: 'operator', outcome: 'ok', at: clock.now() });
+      expect(await store.certificates.get(c.serial)).toEqual(c);
+      const at = new Date(c.issuedAt.getTime() + 1000);
+      const outcome = await store.revocations.revoke({ serial: c.serial }, 'keyCompromise', at, revokeEvent(at));
+      expect(outcome).toMatchObject({ changed: 1, revoked: [{ serial: c.serial, reason: 'keyCompromise', revokedAt: at, notAfter: c.notAfter }] });
+      expect(await store.revocations.isKeyBlocked(c.keyFingerprint)).toBe(true);
+      expect(await store.crls.nextCrlNumber('intermediate')).toBe(1n);
+      expect(await verify(store.audit)).toMatchObject({ ok: true, events: 2 });
+      await store.close();
+      store = undefined;
+
+      raw = new Database(path, { readonly: true });
+      expect(raw.prepare('SELECT version, applied_at AS appliedAt FROM schema_migrations ORDER BY version').all()).toEqual([
+        { version: 1, appliedAt: '2029-01-01T00:00:00.000Z' },
+        { version: 2, appliedAt: '2030-01-01T00:00:00.000Z' },
+      ]);
     });
 
     it('applies pending migrations in one transaction: a failing one leaves the schema as it was', () => {
@@ -167,6 +240,64 @@ describe('sqlite store', () => {
       expect(store.committedBatches - before).toBe(1);
       // Serial 0 was taken before; 1-4 are asked for twice.
       expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', ...Array(5).fill('rejected')]);
+    });
+  });
+
+  describe('revocations', () => {
+    it('group-commits 100 concurrent revocations, each with its audit event, in far fewer transactions', async () => {
+      store = await openSqliteStore(path, { clock });
+      const certs = Array.from({ length: 100 }, (_, i) => contractCertificate(i));
+      await Promise.all(certs.map((c) => store!.certificates.reserveSerial(c.serial, c.issuedAt)));
+      await Promise.all(certs.map((c) => store!.certificates.record(c, contractIssueEvent(c))));
+      const at = new Date(certs[99]!.issuedAt.getTime());
+      const before = store.committedBatches;
+      const outcomes = await Promise.all(certs.map((c) => store!.revocations.revoke({ serial: c.serial }, 'superseded', at, revokeEvent(at))));
+      expect(store.committedBatches - before).toBeLessThanOrEqual(5);
+      // One queue, one writer: changeSeq follows the order the revocations were asked for.
+      expect(outcomes.map((o) => o.revoked[0]!.changeSeq)).toEqual(certs.map((_, i) => i + 1));
+      expect(await verify(store.audit)).toMatchObject({ ok: true, events: 200 });
+    });
+
+    it('reads 100 000 CRL entries in one query, in serial order, and drops the expired ones in one update', async () => {
+      store = await openSqliteStore(path, { clock });
+      const n = 100_000;
+      const t0 = clock.now().getTime();
+      raw = new Database(path);
+      raw.transaction(() => {
+        const serial = raw!.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
+        const certificate = raw!.prepare(
+          `INSERT INTO certificates (serial, spiffe_id, instance_id, task_id, on_behalf_of, profile, not_before, not_after, issued_at, key_fingerprint, der)
+           VALUES (?, 'spiffe://example.org/agent', ?, NULL, NULL, 'agent', ?, ?, ?, ?, x'3000')`,
+        );
+        const revocation = raw!.prepare(
+          `INSERT INTO revocations (serial, revoked_at, reason, not_after, spiffe_id, instance_id, task_id, change_seq)
+           VALUES (?, ?, 'superseded', ?, 'spiffe://example.org/agent', ?, NULL, ?)`,
+        );
+        // Inserted in a scrambled order; every tenth expires an hour before the rest.
+        for (let k = 0; k < n; k++) {
+          const i = (k * 7919) % n;
+          const s = contractSerial(i);
+          const notAfter = t0 + (i % 10 === 0 ? 3_600_000 : 7_200_000);
+          serial.run(s, t0);
+          certificate.run(s, `instance-${i}`, t0, notAfter, t0, i.toString(16).padStart(64, '0'));
+          revocation.run(s, t0 + 1, notAfter, `instance-${i}`, k + 1);
+        }
+      })();
+
+      let started = performance.now();
+      const entries = await store.revocations.crlEntries();
+      const took = performance.now() - started;
+      expect(entries).toHaveLength(n);
+      expect(entries.every((e, i) => e.serial === contractSerial(i))).toBe(true);
+      // Generous for a loaded CI machine; an N+1 or unindexed plan over 100k rows is far slower.
+      expect(took).toBeLessThan(5000);
+
+      started = performance.now();
+      expect(await store.revocations.markListedAfterExpiry(1n, new Date(t0 + 5_400_000))).toBe(n / 10);
+      expect(performance.now() - started).toBeLessThan(5000);
+      const left = await store.revocations.crlEntries();
+      expect(left).toHaveLength(n - n / 10);
+      expect(left[0]!.serial).toBe(contractSerial(1));
     });
   });
 

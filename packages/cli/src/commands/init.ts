@@ -8,6 +8,7 @@ interface InitOptions extends KeyOptions {
   trustDomain: string;
   keyAlg: string;
   nameConstraints?: boolean;
+  publicUrl?: string;
   json?: boolean;
 }
 
@@ -17,7 +18,8 @@ export function register(program: Command, io: CliIo): void {
     .description('create a CA: root, intermediate, config, store, and an admin client certificate')
     .requiredOption('--trust-domain <td>', 'SPIFFE trust domain, e.g. example.org')
     .option('--key-alg <alg>', `CA key algorithm: ${KEY_ALGORITHMS.join(', ')}`, 'ec-p256')
-    .option('--name-constraints', 'constrain the intermediate to SPIFFE IDs of the trust domain');
+    .option('--name-constraints', 'constrain the intermediate to SPIFFE IDs of the trust domain')
+    .option('--public-url <url>', "base URL of agentca serve's plain-HTTP listener as relying parties reach it; puts CRL and OCSP URLs into certificates");
   withJson(withPassphrase(withDir(cmd))).action(async (o: InitOptions) => {
     if (!isKeyAlgorithm(o.keyAlg)) throw new InvalidRequest('ERR_KEY_ALGORITHM_UNSUPPORTED', `unknown key algorithm ${o.keyAlg}: use one of ${KEY_ALGORITHMS.join(', ')}`);
     const r = await initCaDir({
@@ -26,6 +28,7 @@ export function register(program: Command, io: CliIo): void {
       keyAlgorithm: o.keyAlg,
       passphrase: passphraseOf(o, io),
       nameConstraints: !!o.nameConstraints,
+      ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
     });
     const root = parseCertificate(r.root);
     const int = parseCertificate(r.intermediate);
@@ -46,6 +49,7 @@ export function register(program: Command, io: CliIo): void {
         `  intermediate  intermediate.pem   valid until ${int.notAfter.toISOString()}`,
         `  keys          keys/*.key.pem     encrypted (PKCS#8, AES-256), mode 0600`,
         `  store         agentca.db         SQLite, WAL`,
+        `  CRLs          crl.pem            issuing CA CRL + root CRL (for nginx, HAProxy, Envoy); agentca serve keeps it current`,
         `  admin         ${r.admin.spiffeId}`,
         `                admin/operator.pem, admin/operator.key.pem (valid until ${r.admin.notAfter.toISOString()})`,
         `next: agentca issue --csr agent.csr --id spiffe://${r.config.trustDomain}/agent/NAME`,

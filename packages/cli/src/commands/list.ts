@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { InvalidRequest, type CertificateRecord } from '@agentca/core';
+import { InvalidRequest, type CertificateRecord, type RevocationRecord } from '@agentca/core';
 import { openCaDir } from '@agentca/node';
 import { json, type CliIo } from '../io.ts';
 import { dirOf, withDir, withJson, type DirOptions } from '../options.ts';
@@ -11,7 +11,7 @@ interface ListOptions extends DirOptions {
   json?: boolean;
 }
 
-const STATUSES = ['valid', 'expired'] as const;
+const STATUSES = ['valid', 'revoked', 'expired'] as const;
 
 export function register(program: Command, io: CliIo): void {
   const cmd = program
@@ -28,12 +28,18 @@ export function register(program: Command, io: CliIo): void {
     const ca = await openCaDir(dirOf(o, io));
     try {
       const now = new Date();
-      const rows = await ca.store.certificates.list({
+      const all = await ca.store.certificates.list({
         ...(o.id ? { spiffeId: o.id } : {}),
         ...(o.status ? { expiredAt: { now, expired: o.status === 'expired' } } : {}),
         limit,
       });
-      const status = (c: CertificateRecord) => (c.notAfter <= now ? 'expired' : 'valid');
+      const revoked = new Map<string, RevocationRecord>();
+      for (const c of all) {
+        const r = await ca.store.revocations.get(c.serial);
+        if (r) revoked.set(c.serial, r);
+      }
+      const status = (c: CertificateRecord) => (c.notAfter <= now ? 'expired' : revoked.has(c.serial) ? 'revoked' : 'valid');
+      const rows = o.status ? all.filter((c) => status(c) === o.status) : all;
       if (o.json) {
         return json(
           io,
@@ -47,6 +53,7 @@ export function register(program: Command, io: CliIo): void {
             notBefore: c.notBefore.toISOString(),
             notAfter: c.notAfter.toISOString(),
             status: status(c),
+            ...(revoked.has(c.serial) ? { revokedAt: revoked.get(c.serial)!.revokedAt.toISOString(), reason: revoked.get(c.serial)!.reason } : {}),
           })),
         );
       }

@@ -23,6 +23,9 @@ export function serialHex(serial: Uint8Array): string {
 
 /** Normalises a serial typed by a person (`4A:0B…`, `0x4a0b…`) to the stored form. */
 export function normaliseSerial(text: string): string | null {
-  const s = text.trim().toLowerCase().replace(/^0x/, '').replace(/[:\s]/g, '').replace(/^(00)+(?=[0-9a-f])/, '');
-  return /^[0-9a-f]{1,40}$/.test(s) ? s : null;
+  let s = text.trim().toLowerCase().replace(/^0x/, '').replace(/[:\s]/g, '');
+  if (!/^[0-9a-f]{1,40}$/.test(s)) return null;
+  if (s.length % 2) s = `0${s}`;
+  s = s.replace(/^(00)+(?=[0-9a-f]{2})/, '');
+  return s;
 }

@@ -53,7 +53,12 @@ export function header(tag: number, contentLength: number): Uint8Array {
   return out;
 }
 
-export const seq = (...parts: Uint8Array[]): Uint8Array => tlv(TAG.SEQUENCE, concatBytes(parts));
+/** One copy of the parts (not two): a CRL's TBS can be tens of megabytes. */
+export const seq = (...parts: Uint8Array[]): Uint8Array => {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return concatBytes([header(TAG.SEQUENCE, n), ...parts]);
+};
 export const set = (...parts: Uint8Array[]): Uint8Array => tlv(TAG.SET, concatBytes(parts));
 /** [n] EXPLICIT: constructed context tag around a full TLV. */
 export const explicit = (n: number, inner: Uint8Array): Uint8Array => tlv(0xa0 | n, inner);
