@@ -66,11 +66,14 @@ export class SqliteCertificateStore implements CertificateStore {
   async reserveSerial(serial: string, at: Date): Promise<void> {
     assertCanonicalSerial(serial);
     const reservedAt = millis(at, 'reservation time');
-    return this.#queue.enqueue(() => {
-      if (this.#reserve.run(serial, reservedAt).changes === 0) {
-        throw new Conflict('ERR_SERIAL_EXISTS', `serial ${serial} was already reserved`);
-      }
-    });
+    return this.#queue.enqueue(
+      () => {
+        if (this.#reserve.run(serial, reservedAt).changes === 0) {
+          throw new Conflict('ERR_SERIAL_EXISTS', `serial ${serial} was already reserved`);
+        }
+      },
+      { singleStatement: true },
+    );
   }
 
   /**

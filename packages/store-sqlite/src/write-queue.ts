@@ -7,6 +7,7 @@ export type WriteOp<T> = () => T;
 
 interface Pending {
   op: WriteOp<unknown>;
+  savepoint: boolean;
   resolve(value: unknown): void;
   reject(error: unknown): void;
 }
@@ -52,11 +53,15 @@ export class WriteQueue {
     return this.#committedBatches;
   }
 
-  /** Queues `op` for the next batch; resolves with its result once the batch is committed. */
-  enqueue<T>(op: WriteOp<T>): Promise<T> {
+  /**
+   * Queues `op` for the next batch; resolves with its result once the batch is committed.
+   * `singleStatement: true` skips the op's SAVEPOINT: for an op that runs one statement and
+   * throws only when that statement changed nothing, SQLite's statement atomicity is enough.
+   */
+  enqueue<T>(op: WriteOp<T>, options: { singleStatement?: boolean } = {}): Promise<T> {
     if (this.#closed) return Promise.reject(storeClosed());
     return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ op, resolve: resolve as (value: unknown) => void, reject });
+      this.#pending.push({ op, savepoint: !options.singleStatement, resolve: resolve as (value: unknown) => void, reject });
       this.#schedule();
     });
   }
@@ -105,20 +110,22 @@ export class WriteQueue {
       return this.#abort(batch, e);
     }
     const outcomes: Outcome[] = [];
-    for (const { op } of batch) {
+    for (const { op, savepoint } of batch) {
       try {
-        s.savepoint.run();
+        if (savepoint) s.savepoint.run();
         const value = op();
-        s.release.run();
+        if (savepoint) s.release.run();
         outcomes.push({ ok: true, value });
       } catch (error) {
         // Some failures (disk full, I/O) make SQLite roll back the whole transaction.
         if (!this.#db.inTransaction) return this.#abort(batch, error);
-        try {
-          s.rollbackTo.run();
-          s.release.run();
-        } catch (e) {
-          return this.#abort(batch, e);
+        if (savepoint) {
+          try {
+            s.rollbackTo.run();
+            s.release.run();
+          } catch (e) {
+            return this.#abort(batch, e);
+          }
         }
         outcomes.push({ ok: false, error: toStoreError(error) });
       }
