@@ -8,6 +8,8 @@ import { AGENTCA_BIN, PASSPHRASE } from './cli.ts';
 
 export interface Served {
   url: string;
+  /** The HTTPS issuance API. */
+  apiUrl: string;
   port: number;
   child: ChildProcess;
   logs: string[];
@@ -18,10 +20,11 @@ export async function startServe(dir: string, extra: string[] = []): Promise<Ser
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AGENTCA_')) env[k] = v;
   env.AGENTCA_PASSPHRASE = PASSPHRASE;
-  const child = spawn(process.execPath, [AGENTCA_BIN, 'serve', '--dir', dir, '--http-listen', '127.0.0.1:0', ...extra], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [AGENTCA_BIN, 'serve', '--dir', dir, '--http-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', ...extra], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   let buf = '';
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  let apiUrl = '';
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`agentca serve did not start:\n${logs.join('')}`)), 30_000);
     child.stderr!.on('data', (b: Buffer) => {
@@ -32,9 +35,10 @@ export async function startServe(dir: string, extra: string[] = []): Promise<Ser
         buf = buf.slice(nl + 1);
         logs.push(line + '\n');
         try {
-          const j = JSON.parse(line) as { event?: string; http?: string };
+          const j = JSON.parse(line) as { event?: string; http?: string; https?: string };
           if (j.event === 'serve.listening' && j.http) {
             clearTimeout(timer);
+            apiUrl = j.https ?? '';
             resolve(j.http);
           }
         } catch {
@@ -49,6 +53,7 @@ export async function startServe(dir: string, extra: string[] = []): Promise<Ser
   });
   return {
     url,
+    apiUrl,
     port: Number(new URL(url).port),
     child,
     logs,

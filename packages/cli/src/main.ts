@@ -12,6 +12,9 @@ import * as serve from './commands/serve.ts';
 import * as revoke from './commands/revoke.ts';
 import * as task from './commands/task.ts';
 import * as crl from './commands/crl.ts';
+import * as token from './commands/token.ts';
+import * as request from './commands/request.ts';
+import * as renew from './commands/renew.ts';
 
 export function buildProgram(io: CliIo): Command {
   const program = new Command('agentca')
@@ -24,7 +27,7 @@ export function buildProgram(io: CliIo): Command {
       outputError: (s, write) => write(`${s.trim().split('\n')[0]} (ERR_USAGE)\n`),
     })
     .exitOverride();
-  for (const c of [init, issue, list, inspect, bundle, serve, revoke, task, crl, audit]) c.register(program, io);
+  for (const c of [init, issue, list, inspect, bundle, serve, token, request, renew, revoke, task, crl, audit]) c.register(program, io);
   for (const c of program.commands) propagate(c);
   return program;
 }

@@ -27,7 +27,9 @@ import {
   systemClock,
   toPem,
   webCryptoRandom,
+  serverProfile,
   type Clock,
+  type CryptoBackend,
   type KeyAlgorithm,
   type Signer,
 } from '@agentca/core';
@@ -178,17 +180,21 @@ async function issueAdminCertificate(authority: Authority, config: CaConfig, p: 
   return { spiffeId, serial: issued.serial, certificate: p.adminCert, key: p.adminKey, notAfter: issued.notAfter };
 }
 
-async function openAuthority(dir: string, config: CaConfig, signer: Signer, store: SqliteStore, clock: Clock): Promise<Authority> {
+async function openAuthority(dir: string, config: CaConfig, signer: Signer, store: SqliteStore, clock: Clock, crypto?: CryptoBackend): Promise<Authority> {
   const p = paths(dir);
+  const profiles = profilesFromConfig(config);
+  // The CA's own HTTPS server certificate comes from a built-in profile that workloads cannot use.
+  if (!profiles.some((x) => x.name === 'agentca-server')) profiles.push(serverProfile());
   return Authority.open({
     trustDomain: config.trustDomain,
     issuer: { certificate: readCertificatePem(p.intermediate, 'intermediate'), signer },
     roots: [readCertificatePem(p.root, 'root')],
-    profiles: profilesFromConfig(config),
+    profiles,
     store,
     urls: config.urls,
     clock,
     clockSkewSeconds: config.clockSkewSeconds,
+    ...(crypto ? { crypto } : {}),
   });
 }
 
@@ -213,12 +219,16 @@ export async function openCaDir(dirOpt: string, o: { clock?: Clock } = {}): Prom
 }
 
 /** Opens the CA with its issuing key unlocked, ready to issue. */
-export async function openCaForIssuance(dirOpt: string, passphrase: string, o: { clock?: Clock } = {}): Promise<OpenCa & { authority: Authority; signer: Signer }> {
+export async function openCaForIssuance(
+  dirOpt: string,
+  passphrase: string,
+  o: { clock?: Clock; crypto?: CryptoBackend } = {},
+): Promise<OpenCa & { authority: Authority; signer: Signer }> {
   const ca = await openCaDir(dirOpt, o);
   try {
     const keys = new FileKeyStore({ dir: paths(ca.dir).keys, passphrase });
     const signer = await keys.open(INTERMEDIATE_KEY);
-    const authority = await openAuthority(ca.dir, ca.config, signer, ca.store, o.clock ?? systemClock);
+    const authority = await openAuthority(ca.dir, ca.config, signer, ca.store, o.clock ?? systemClock, o.crypto);
     return { ...ca, authority, signer };
   } catch (e) {
     await ca.close();

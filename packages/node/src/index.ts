@@ -8,3 +8,4 @@ export { KeyObjectSigner } from './keystore/file-signer.ts';
 export * from './crypto/node-crypto-backend.ts';
 export * from './revocation-runtime.ts';
 export * from './logger.ts';
+export * from './jwks.ts';

@@ -1,4 +1,4 @@
-import { AuditChainVerifier, type AuditEvent, type AuditEventInput, type AuditStore, type CertificateRecord, type CertificateStore, type CrlStore, type RevocationStore } from '@agentca/core';
+import { AuditChainVerifier, type AuditEvent, type AuditEventInput, type AuditStore, type CertificateRecord, type CertificateStore, type CrlStore, type JoinTokenRecord, type RevocationStore, type TokenStore } from '@agentca/core';
 import { expect } from 'vitest';
 
 // Fixtures and helpers shared by the contract suites.
@@ -9,6 +9,7 @@ export interface StoreUnderTest {
   audit: AuditStore;
   revocations: RevocationStore;
   crls: CrlStore;
+  tokens: TokenStore;
   close(): Promise<void>;
 }
 
@@ -37,6 +38,45 @@ export function contractCertificate(n: number, overrides: Partial<CertificateRec
     // Includes 0x00 and 0xff so a text round trip would show.
     der: Uint8Array.from([0x30, 0x82, 0x00, n & 0xff, 0xff, 0x00, 0x7f, 0x80]),
     ...overrides,
+  };
+}
+
+/** A join token ID (16 hex digits) that differs per `n`. */
+export function contractTokenId(n: number): string {
+  return `7a${n.toString(16).padStart(14, '0')}`;
+}
+
+/** A stand-in for the SHA-256 of a token secret (64 hex digits) that differs per `n`. */
+export function contractTokenHash(n: number): string {
+  return `${n.toString(16).padStart(8, '0')}`.repeat(8);
+}
+
+/** An unused join token, valid for ten minutes from T0 + `n` ms, with no task unless overridden. */
+export function contractToken(n: number, overrides: Partial<JoinTokenRecord> = {}): JoinTokenRecord {
+  return {
+    id: contractTokenId(n),
+    hash: contractTokenHash(n),
+    spiffeId: `spiffe://example.org/agent/${n}`,
+    profile: 'agent',
+    taskId: null,
+    onBehalfOf: null,
+    createdAt: new Date(T0 + n),
+    expiresAt: new Date(T0 + n + 600_000),
+    usedAt: null,
+    usedBySerial: null,
+    ...overrides,
+  };
+}
+
+/** The audit event `JoinTokens.create` writes with a token. */
+export function contractTokenEvent(token: JoinTokenRecord): AuditEventInput {
+  return {
+    type: 'token.create',
+    actor: 'operator',
+    outcome: 'ok',
+    at: new Date(token.createdAt.getTime()),
+    spiffeId: token.spiffeId,
+    detail: { tokenId: token.id, profile: token.profile, taskId: token.taskId },
   };
 }
 

@@ -2,9 +2,11 @@ import { Conflict, GENESIS_HASH, InvalidRequest, type AuditEventInput, type Cert
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HOUR, T0, contractCertificate, contractIssueEvent, contractSerial, readAll, rejection, reserveAndRecord, verifyChain, type StoreUnderTest } from './fixtures.ts';
 import { describeCrlContract, describeRevocationContract } from './revocation-contract.ts';
+import { describeTokenContract } from './token-contract.ts';
 
-export { contractCertificate, contractIssueEvent, contractSerial, type StoreUnderTest } from './fixtures.ts';
+export { contractCertificate, contractIssueEvent, contractSerial, contractToken, contractTokenEvent, type StoreUnderTest } from './fixtures.ts';
 export { describeCrlContract, describeRevocationContract } from './revocation-contract.ts';
+export { describeTokenContract } from './token-contract.ts';
 
 function auditEvent(n: number): AuditEventInput {
   return { type: 'token.create', actor: 'operator', outcome: n % 7 === 0 ? 'denied' : 'ok', at: new Date(T0 + n), detail: { n } };
@@ -13,8 +15,8 @@ function auditEvent(n: number): AuditEventInput {
 /**
  * The behaviour every implementation of the store ports must show: certificates and audit
  * here, revocations and CRLs through {@link describeRevocationContract} and
- * {@link describeCrlContract}. `open` must return a fresh, empty store each time; every test
- * opens its own and closes it.
+ * {@link describeCrlContract}, join tokens and tasks through {@link describeTokenContract}.
+ * `open` must return a fresh, empty store each time; every test opens its own and closes it.
  *
  * @example
  * ```ts
@@ -252,4 +254,5 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
   });
   describeRevocationContract(name, open);
   describeCrlContract(name, open);
+  describeTokenContract(name, open);
 }

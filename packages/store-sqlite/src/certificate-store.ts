@@ -1,11 +1,15 @@
 import {
   Conflict,
+  digestsEqual,
   InvalidRequest,
+  PolicyDenied,
+  Unauthenticated,
   type AuditEvent,
   type AuditEventInput,
   type CertificateFilter,
   type CertificateRecord,
   type CertificateStore,
+  type TokenConsumption,
 } from '@agentca/core';
 import type Database from 'better-sqlite3';
 import type { SqliteAuditStore } from './audit-store.ts';
@@ -27,6 +31,15 @@ interface CertificateRow {
   der: Buffer;
 }
 
+/** A join token as consumption sees it, with the end of its task (`task_ended` is 1 or 0). */
+interface ConsumableRow {
+  hash: string;
+  used_at: number | null;
+  expires_at: number;
+  task_id: string | null;
+  task_ended: number;
+}
+
 const COLUMNS = 'serial, spiffe_id, instance_id, task_id, on_behalf_of, profile, not_before, not_after, issued_at, key_fingerprint, der';
 
 /**
@@ -41,6 +54,8 @@ export class SqliteCertificateStore implements CertificateStore {
   readonly #audit: SqliteAuditStore;
   readonly #reserve: Database.Statement<[string, number]>;
   readonly #reservation: Database.Statement<[string], { recorded: number }>;
+  readonly #consumable: Database.Statement<[string], ConsumableRow>;
+  readonly #consume: Database.Statement<[number, string, string, number]>;
   readonly #insert: Database.Statement<unknown[]>;
   readonly #get: Database.Statement<[string], CertificateRow>;
   readonly #count: Database.Statement<[], number>;
@@ -54,26 +69,63 @@ export class SqliteCertificateStore implements CertificateStore {
     this.#reservation = db.prepare(
       'SELECT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = s.serial) AS recorded FROM serials s WHERE s.serial = ?',
     );
+    // A token of a task that does not exist counts as ended, as in core's JoinTokens.
+    this.#consumable = db.prepare(
+      `SELECT t.hash, t.used_at, t.expires_at, t.task_id, (t.task_id IS NOT NULL AND (k.id IS NULL OR k.ended_at IS NOT NULL)) AS task_ended
+       FROM join_tokens t LEFT JOIN tasks k ON k.id = t.task_id WHERE t.id = ?`,
+    );
+    // Repeats the checks made on the row just read, so the update alone can never consume a
+    // used, expired or ended token.
+    this.#consume = db.prepare(
+      `UPDATE join_tokens SET used_at = ?, used_by_serial = ?
+       WHERE id = ? AND used_at IS NULL AND expires_at > ?
+         AND (task_id IS NULL OR EXISTS (SELECT 1 FROM tasks k WHERE k.id = join_tokens.task_id AND k.ended_at IS NULL))`,
+    );
     this.#insert = db.prepare(`INSERT INTO certificates (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.#get = db.prepare(`SELECT ${COLUMNS} FROM certificates WHERE serial = ?`);
     this.#count = db.prepare('SELECT count(*) FROM certificates').pluck() as Database.Statement<[], number>;
   }
 
   /**
-   * @throws InvalidRequest `ERR_SERIAL_INVALID` for a serial not in canonical form, Conflict
-   * `ERR_SERIAL_EXISTS` if it was ever reserved.
+   * With `consumeToken`, the token is checked (known, hash equal in constant time, unused, not
+   * expired at `at`, its task not ended, in that order), the serial inserted and the token marked
+   * used by it, all in one write op: a refusal, or a serial already reserved, writes nothing.
+   *
+   * @throws InvalidRequest `ERR_SERIAL_INVALID` for a serial not in canonical form,
+   * `ERR_DATE_INVALID`; Conflict `ERR_SERIAL_EXISTS` if it was ever reserved; Unauthenticated
+   * `ERR_TOKEN_INVALID`, `ERR_TOKEN_ALREADY_USED`, `ERR_TOKEN_EXPIRED`; PolicyDenied `ERR_TASK_ENDED`.
    */
-  async reserveSerial(serial: string, at: Date): Promise<void> {
+  async reserveSerial(serial: string, at: Date, options: { consumeToken?: TokenConsumption } = {}): Promise<void> {
     assertCanonicalSerial(serial);
     const reservedAt = millis(at, 'reservation time');
-    return this.#queue.enqueue(
-      () => {
-        if (this.#reserve.run(serial, reservedAt).changes === 0) {
-          throw new Conflict('ERR_SERIAL_EXISTS', `serial ${serial} was already reserved`);
-        }
-      },
-      { singleStatement: true },
-    );
+    const token = options.consumeToken;
+    if (token === undefined) return this.#queue.enqueue(() => this.#reserveOnly(serial, reservedAt), { singleStatement: true });
+    if (typeof token !== 'object' || token === null || typeof token.tokenId !== 'string' || typeof token.tokenHash !== 'string') {
+      throw new Unauthenticated('ERR_TOKEN_INVALID', 'the join token is not valid');
+    }
+    const { tokenId, tokenHash } = token;
+    // Two statements that must commit together: the op runs under its own SAVEPOINT.
+    return this.#queue.enqueue(() => {
+      const t = this.#consumable.get(tokenId);
+      if (!t || !digestsEqual(t.hash, tokenHash)) throw new Unauthenticated('ERR_TOKEN_INVALID', 'the join token is not valid');
+      if (t.used_at !== null) throw new Unauthenticated('ERR_TOKEN_ALREADY_USED', `join token ${tokenId} was already used`);
+      if (t.expires_at <= reservedAt) {
+        throw new Unauthenticated('ERR_TOKEN_EXPIRED', `join token ${tokenId} expired at ${new Date(t.expires_at).toISOString()}`);
+      }
+      if (t.task_ended) throw new PolicyDenied('ERR_TASK_ENDED', `task ${String(t.task_id)} has ended`);
+      // The serial first: `used_by_serial` references it.
+      this.#reserveOnly(serial, reservedAt);
+      if (this.#consume.run(reservedAt, serial, tokenId, reservedAt).changes !== 1) {
+        // Unreachable while this op holds the write lock; refuse rather than hand out a serial unpaid.
+        throw new Unauthenticated('ERR_TOKEN_ALREADY_USED', `join token ${tokenId} was already used`);
+      }
+    });
+  }
+
+  #reserveOnly(serial: string, reservedAt: number): void {
+    if (this.#reserve.run(serial, reservedAt).changes === 0) {
+      throw new Conflict('ERR_SERIAL_EXISTS', `serial ${serial} was already reserved`);
+    }
   }
 
   /**

@@ -8,7 +8,7 @@ export interface Migration {
 }
 
 /**
- * The schema, in order. Certificate, revocation and CRL times are integer milliseconds since
+ * The schema, in order. Certificate, revocation, CRL, task and token times are integer milliseconds since
  * the epoch (range queries on `not_after`); the audit `at` is the ISO text the chain hashes, so what a person
  * reads in the table is what the hash covers.
  */
@@ -108,6 +108,36 @@ export const migrations: readonly Migration[] = [
         next_update INTEGER NOT NULL,
         der         BLOB NOT NULL
       );
+    `,
+  },
+  {
+    version: 3,
+    name: 'tasks, join tokens',
+    // A token row keeps only the SHA-256 of its secret. `used_by_serial` points at the
+    // reservation the token bought, which is why consumption inserts the serial first; the
+    // CHECK keeps "used" and "used by" from ever disagreeing. A task outlives its tokens and
+    // is never deleted: `ended_at` is the first time it was ended.
+    sql: `
+      CREATE TABLE tasks (
+        id       TEXT PRIMARY KEY,
+        deadline INTEGER NOT NULL,
+        ended_at INTEGER
+      ) WITHOUT ROWID;
+
+      CREATE TABLE join_tokens (
+        id             TEXT PRIMARY KEY,
+        hash           TEXT NOT NULL,
+        spiffe_id      TEXT NOT NULL,
+        profile        TEXT NOT NULL,
+        task_id        TEXT REFERENCES tasks (id),
+        on_behalf_of   TEXT,
+        created_at     INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL,
+        used_at        INTEGER,
+        used_by_serial TEXT UNIQUE REFERENCES serials (serial),
+        CHECK ((used_at IS NULL) = (used_by_serial IS NULL))
+      ) WITHOUT ROWID;
+      CREATE INDEX join_tokens_by_task_id ON join_tokens (task_id) WHERE task_id IS NOT NULL;
     `,
   },
 ];

@@ -1,10 +1,11 @@
-import { systemClock, type AuditStore, type CertificateStore, type Clock, type CrlStore, type RevocationStore } from '@agentca/core';
+import { systemClock, type AuditStore, type CertificateStore, type Clock, type CrlStore, type RevocationStore, type TokenStore } from '@agentca/core';
 import type Database from 'better-sqlite3';
 import { SqliteAuditStore } from './audit-store.ts';
 import { SqliteCertificateStore } from './certificate-store.ts';
 import { SqliteCrlStore } from './crl-store.ts';
 import { openDatabase } from './database.ts';
 import { SqliteRevocationStore } from './revocation-store.ts';
+import { SqliteTokenStore } from './token-store.ts';
 import { WriteQueue } from './write-queue.ts';
 
 /** Options of {@link openSqliteStore}. */
@@ -15,20 +16,22 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** Most writes committed in one transaction. Default 1000. */
   maxBatchSize?: number;
-  /** Least time between the end of one commit and the start of the next, under load. Default 2. */
+  /** Least time between the end of one commit and the start of the next, under load. Default 0 (pacing trades latency for fewer fsyncs). */
   minBatchIntervalMs?: number;
 }
 
 /**
  * The store ports on one SQLite file. All aggregates share one connection and one
  * {@link WriteQueue}, so writes are group-committed together and a write that spans
- * aggregates (a certificate or a revocation and its audit event) is one transaction.
+ * aggregates (a certificate, revocation or join token and its audit event; a serial and the
+ * token it consumes) is one transaction.
  */
 export class SqliteStore {
   readonly certificates: CertificateStore;
   readonly audit: AuditStore;
   readonly revocations: RevocationStore;
   readonly crls: CrlStore;
+  readonly tokens: TokenStore;
   readonly #db: Database.Database;
   readonly #queue: WriteQueue;
 
@@ -44,6 +47,7 @@ export class SqliteStore {
     this.certificates = new SqliteCertificateStore(db, this.#queue, audit);
     this.revocations = new SqliteRevocationStore(db, this.#queue, audit);
     this.crls = new SqliteCrlStore(db, this.#queue);
+    this.tokens = new SqliteTokenStore(db, this.#queue, audit);
   }
 
   /** Write transactions committed since open. Fewer than writes means group commit is working. */

@@ -37,7 +37,7 @@ export class WriteQueue {
   constructor(db: Database.Database, options: { maxBatchSize?: number; minBatchIntervalMs?: number } = {}) {
     this.#db = db;
     this.#maxBatchSize = options.maxBatchSize ?? 1000;
-    this.#minIntervalMs = options.minBatchIntervalMs ?? 2;
+    this.#minIntervalMs = options.minBatchIntervalMs ?? 0;
     this.#statements = {
       begin: db.prepare('BEGIN IMMEDIATE'),
       commit: db.prepare('COMMIT'),

@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AuditChainVerifier, FixedClock, GENESIS_HASH, Unavailable, type AuditEventInput, type AuditStore, type PublishedCrl } from '@agentca/core';
-import { contractCertificate, contractIssueEvent, contractSerial, describeStoreContract } from '@agentca/store-contract';
+import { AuditChainVerifier, chainInput, FixedClock, GENESIS_HASH, Unavailable, type AuditEventInput, type AuditStore, type PublishedCrl } from '@agentca/core';
+import { contractCertificate, contractIssueEvent, contractSerial, contractToken, contractTokenEvent, describeStoreContract } from '@agentca/store-contract';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/database.ts';
@@ -101,6 +102,32 @@ describe('sqlite store', () => {
       expect(next!.changeSeq).toBeGreaterThan(Math.max(...entries.map((e) => e.changeSeq)));
     });
 
+    it('keeps tokens, tasks and consumptions across close and reopen', async () => {
+      store = await openSqliteStore(path, { clock });
+      const [used, fresh] = [contractToken(1, { taskId: 'task-a' }), contractToken(2, { taskId: 'task-a' })];
+      const deadline = new Date(used.createdAt.getTime() + 3_600_000);
+      for (const t of [used, fresh]) await store.tokens.create(t, { id: 'task-a', deadline }, contractTokenEvent(t));
+      const at = new Date(used.createdAt.getTime() + 1000);
+      await store.certificates.reserveSerial(contractSerial(1), at, { consumeToken: { tokenId: used.id, tokenHash: used.hash } });
+      await store.close();
+
+      store = await openSqliteStore(path, { clock });
+      expect(await store.tokens.get(used.id)).toEqual({ ...used, usedAt: at, usedBySerial: contractSerial(1) });
+      expect(await store.tokens.get(fresh.id)).toEqual(fresh);
+      await expect(store.certificates.reserveSerial(contractSerial(2), at, { consumeToken: { tokenId: used.id, tokenHash: used.hash } })).rejects.toMatchObject({
+        code: 'ERR_TOKEN_ALREADY_USED',
+      });
+      const ended = await store.tokens.endTask('task-a', at);
+      await store.close();
+
+      store = await openSqliteStore(path, { clock });
+      expect(await store.tokens.getTask('task-a')).toEqual(ended);
+      await expect(store.certificates.reserveSerial(contractSerial(3), at, { consumeToken: { tokenId: fresh.id, tokenHash: fresh.hash } })).rejects.toMatchObject({
+        code: 'ERR_TASK_ENDED',
+      });
+      expect(await verify(store.audit)).toMatchObject({ ok: true, events: 2 });
+    });
+
     it('keeps a write whose promise resolved even if the process is killed right after', () => {
       const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
       const fixture = fileURLToPath(new URL('./fixtures/write-then-die.ts', import.meta.url));
@@ -153,7 +180,7 @@ describe('sqlite store', () => {
       expect(raw.prepare('SELECT seq, hash FROM audit_head').all()).toEqual([{ seq: 0, hash: GENESIS_HASH }]);
     });
 
-    it('migrates a file created at schema version 1 to version 2 on open, keeping its certificates and audit chain', async () => {
+    it('migrates a file created at schema version 1 to the latest version on open, keeping its certificates and audit chain', async () => {
       const c = contractCertificate(1);
       raw = openDatabase(path, { clock: new FixedClock('2029-01-01T00:00:00.000Z'), migrations: migrations.filter((m) => m.version === 1) });
       raw.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)').run(c.serial, c.issuedAt.getTime());
@@ -182,7 +209,52 @@ describe('sqlite store', () => {
       raw = new Database(path, { readonly: true });
       expect(raw.prepare('SELECT version, applied_at AS appliedAt FROM schema_migrations ORDER BY version').all()).toEqual([
         { version: 1, appliedAt: '2029-01-01T00:00:00.000Z' },
-        { version: 2, appliedAt: '2030-01-01T00:00:00.000Z' },
+        ...migrations.slice(1).map((m) => ({ version: m.version, appliedAt: '2030-01-01T00:00:00.000Z' })),
+      ]);
+    });
+
+    it('migrates a file at schema version 2 to version 3 on open, keeping its certificates, revocations and audit chain', async () => {
+      const c = contractCertificate(1);
+      const revokedAt = c.issuedAt.getTime() + 1000;
+      const event: AuditEventInput = { type: 'issue', actor: 'operator', outcome: 'ok', at: c.issuedAt, serial: c.serial };
+      const hash = createHash('sha256').update(chainInput(GENESIS_HASH, 1, event)).digest('hex');
+      raw = openDatabase(path, { clock: new FixedClock('2029-01-01T00:00:00.000Z'), migrations: migrations.filter((m) => m.version <= 2) });
+      raw.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)').run(c.serial, c.issuedAt.getTime());
+      raw
+        .prepare(
+          `INSERT INTO certificates (serial, spiffe_id, instance_id, task_id, on_behalf_of, profile, not_before, not_after, issued_at, key_fingerprint, der)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(c.serial, c.spiffeId, c.instanceId, c.taskId, c.onBehalfOf, c.profile, c.notBefore.getTime(), c.notAfter.getTime(), c.issuedAt.getTime(), c.keyFingerprint, Buffer.from(c.der));
+      raw
+        .prepare(`INSERT INTO revocations (serial, revoked_at, reason, not_after, spiffe_id, instance_id, task_id, change_seq) VALUES (?, ?, 'superseded', ?, ?, ?, ?, 1)`)
+        .run(c.serial, revokedAt, c.notAfter.getTime(), c.spiffeId, c.instanceId, c.taskId);
+      raw
+        .prepare('INSERT INTO audit_events (seq, at, type, actor, outcome, serial, prev_hash, hash) VALUES (1, ?, ?, ?, ?, ?, ?, ?)')
+        .run(c.issuedAt.toISOString(), event.type, event.actor, event.outcome, c.serial, GENESIS_HASH, hash);
+      raw.prepare('UPDATE audit_head SET seq = 1, hash = ? WHERE id = 1').run(hash);
+      expect(raw.prepare("SELECT count(*) FROM sqlite_master WHERE name IN ('tasks', 'join_tokens')").pluck().get()).toBe(0);
+      raw.close();
+      raw = undefined;
+
+      store = await openSqliteStore(path, { clock });
+      expect(await store.certificates.get(c.serial)).toEqual(c);
+      expect(await store.revocations.get(c.serial)).toMatchObject({ serial: c.serial, reason: 'superseded', revokedAt: new Date(revokedAt), changeSeq: 1 });
+      const token = contractToken(1, { taskId: 'task-a' });
+      const deadline = new Date(token.createdAt.getTime() + 3_600_000);
+      expect(await store.tokens.create(token, { id: 'task-a', deadline }, contractTokenEvent(token))).toEqual({ id: 'task-a', deadline, endedAt: null });
+      const at = new Date(token.createdAt.getTime() + 1000);
+      await store.certificates.reserveSerial(contractSerial(2), at, { consumeToken: { tokenId: token.id, tokenHash: token.hash } });
+      expect(await store.tokens.get(token.id)).toEqual({ ...token, usedAt: at, usedBySerial: contractSerial(2) });
+      expect(await verify(store.audit)).toMatchObject({ ok: true, events: 2 });
+      await store.close();
+      store = undefined;
+
+      raw = new Database(path, { readonly: true });
+      expect(raw.prepare('SELECT version, applied_at AS appliedAt FROM schema_migrations ORDER BY version').all()).toEqual([
+        { version: 1, appliedAt: '2029-01-01T00:00:00.000Z' },
+        { version: 2, appliedAt: '2029-01-01T00:00:00.000Z' },
+        { version: 3, appliedAt: '2030-01-01T00:00:00.000Z' },
       ]);
     });
 
@@ -298,6 +370,37 @@ describe('sqlite store', () => {
       const left = await store.revocations.crlEntries();
       expect(left).toHaveLength(n - n / 10);
       expect(left[0]!.serial).toBe(contractSerial(1));
+    });
+  });
+
+  describe('join tokens', () => {
+    it('keeps the secret out of the file and ties a used token to its reservation in the schema', async () => {
+      store = await openSqliteStore(path, { clock });
+      const t = contractToken(1);
+      await store.tokens.create(t, null, contractTokenEvent(t));
+      raw = new Database(path);
+      expect(raw.prepare('SELECT * FROM join_tokens').all()).toEqual([
+        expect.objectContaining({ id: t.id, hash: t.hash, used_at: null, used_by_serial: null }),
+      ]);
+      expect(() => raw!.prepare('UPDATE join_tokens SET used_at = 1').run()).toThrow(/CHECK constraint failed/);
+      expect(() => raw!.prepare(`UPDATE join_tokens SET used_at = 1, used_by_serial = '${contractSerial(9)}'`).run()).toThrow(/FOREIGN KEY constraint failed/);
+    });
+
+    it('consumes a token and reserves its serial in one group-committed transaction with other writes', async () => {
+      store = await openSqliteStore(path, { clock });
+      const tokens = Array.from({ length: 20 }, (_, i) => contractToken(i));
+      for (const t of tokens) await store.tokens.create(t, null, contractTokenEvent(t));
+      const at = new Date(tokens[19]!.createdAt.getTime() + 1000);
+      const before = store.committedBatches;
+      const results = await Promise.allSettled(
+        tokens.flatMap((t, i) => [
+          store!.certificates.reserveSerial(contractSerial(i), at, { consumeToken: { tokenId: t.id, tokenHash: t.hash } }),
+          store!.certificates.reserveSerial(contractSerial(100 + i), at, { consumeToken: { tokenId: t.id, tokenHash: t.hash } }),
+        ]),
+      );
+      expect(store.committedBatches - before).toBe(1);
+      expect(results.map((r) => r.status)).toEqual(tokens.flatMap(() => ['fulfilled', 'rejected']));
+      for (const [i, t] of tokens.entries()) expect((await store.tokens.get(t.id))!.usedBySerial).toBe(contractSerial(i));
     });
   });
 

@@ -1,15 +1,49 @@
 import type { Command } from 'commander';
-import { InvalidRequest, ROOT_KEY, parseDuration, type Signer } from '@agentca/core';
-import { FileKeyStore, RevocationRuntime, jsonLogger, openCaForIssuance, paths } from '@agentca/node';
-import { startRevocationServer } from '@agentca/server';
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  InvalidRequest,
+  JoinTokens,
+  JwtProvisioner,
+  ROOT_KEY,
+  RevocationService,
+  buildCsr,
+  parseDuration,
+  toPem,
+  webCryptoRandom,
+  type Authority,
+  type Signer,
+} from '@agentca/core';
+import {
+  FileKeyStore,
+  KeyObjectSigner,
+  NodeCryptoBackend,
+  RevocationRuntime,
+  fileJwksSource,
+  jsonLogger,
+  jwtIssuersFromConfig,
+  openCaForIssuance,
+  paths,
+  urlJwksSource,
+  type Logger,
+} from '@agentca/node';
+import { startApiServer, startRevocationServer } from '@agentca/server';
 import type { CliIo } from '../io.ts';
 import { dirOf, passphraseOf, withDir, withPassphrase, type KeyOptions } from '../options.ts';
 
 interface ServeOptions extends KeyOptions {
+  listen: string;
   httpListen: string;
   crlValidity: string;
   ocspValidity: string;
   onCrlUpdate?: string;
+  rateLimit: string;
+}
+
+function parseRateLimit(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new InvalidRequest('ERR_RATE_LIMIT_INVALID', '--rate-limit must be a whole number of requests, 1-10000000');
+  return n;
 }
 
 export function parseListen(text: string, what: string): { host: string; port: number } {
@@ -22,18 +56,22 @@ export function parseListen(text: string, what: string): { host: string; port: n
 export function register(program: Command, io: CliIo): void {
   const cmd = program
     .command('serve')
-    .description('serve the CRL and OCSP over plain HTTP, keep them current, and keep the proxy CRL bundle file (crl.pem) up to date')
+    .description('run the CA: the HTTPS issuance API, and the CRL and OCSP over plain HTTP, kept current with the proxy CRL bundle file (crl.pem)')
+    .option('--listen <host:port>', 'HTTPS issuance API (/v1/sign, /v1/renew, /v1/retire, admin routes over mTLS)', '127.0.0.1:8443')
     .option('--http-listen <host:port>', 'plain-HTTP listener for /crl, /crl.pem, /root.crl, /ocsp, /healthz', '127.0.0.1:8080')
     .option('--crl-validity <duration>', "the issuing CA CRL's validity (republished at half-life)", '24h')
     .option('--ocsp-validity <duration>', 'OCSP response validity (cached responses are re-signed at half-life)', '1h')
+    .option('--rate-limit <n>', 'API requests per client address per 10 s (a load balancer in front counts as one address)', '5000')
     .option('--on-crl-update <command>', 'shell command run after each new crl.pem, e.g. "nginx -s reload"');
   withPassphrase(withDir(cmd)).action(async (o: ServeOptions) => {
     const log = jsonLogger((l) => io.err(l));
+    const apiListen = parseListen(o.listen, '--listen');
     const listen = parseListen(o.httpListen, '--http-listen');
     const crlValidity = parseDuration(o.crlValidity, '--crl-validity');
     const ocspValidity = parseDuration(o.ocspValidity, '--ocsp-validity');
     const passphrase = passphraseOf(o, io);
-    const ca = await openCaForIssuance(dirOf(o, io), passphrase);
+    const backend = new NodeCryptoBackend();
+    const ca = await openCaForIssuance(dirOf(o, io), passphrase, { crypto: backend });
     let rootSigner: Signer | null = null;
     try {
       rootSigner = await new FileKeyStore({ dir: paths(ca.dir).keys, passphrase }).open(ROOT_KEY);
@@ -60,15 +98,99 @@ export function register(program: Command, io: CliIo): void {
       ocsp: runtime.ocsp,
       clock: ca.authority.clock,
     });
-    log.info({ event: 'serve.listening', http: `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${http.port}`, dir: ca.dir });
+    const authority = ca.authority;
+    const joinTokens = new JoinTokens({
+      trustDomain: ca.config.trustDomain,
+      profile: (name) => authority.profile(name),
+      tokens: ca.store.tokens,
+      clock: authority.clock,
+      random: webCryptoRandom,
+      crypto: backend,
+    });
+    const jwtIssuers = jwtIssuersFromConfig(ca.config, ca.dir);
+    const jwt = jwtIssuers.length
+      ? new JwtProvisioner({ trustDomain: ca.config.trustDomain, issuers: jwtIssuers, clock: authority.clock, profile: (name) => authority.profile(name) })
+      : undefined;
+    const bundlePem = readFileSync(paths(ca.dir).root, 'utf8');
+    const tlsCa = bundlePem + toPem('CERTIFICATE', ca.intermediate);
+    const serverCert = await issueServerCertificate(authority, ca.config.trustDomain, apiListen.host);
+    const api = await startApiServer({
+      host: apiListen.host,
+      port: apiListen.port,
+      authority,
+      joinTokens,
+      ...(jwt ? { jwt } : {}),
+      revocations: new RevocationService({ revocations: ca.store.revocations, clock: authority.clock }),
+      store: { certificates: ca.store.certificates, revocations: ca.store.revocations, tokens: ca.store.tokens },
+      admins: ca.config.admins,
+      rateLimit: { max: parseRateLimit(o.rateLimit), timeWindowMs: 10_000 },
+      bundlePem,
+      clock: authority.clock,
+      log,
+      https: { key: serverCert.key, cert: serverCert.cert, ca: tlsCa },
+    });
+    const renewServer = scheduleServerRenewal(serverCert.notAfter, async () => {
+      const next = await issueServerCertificate(authority, ca.config.trustDomain, apiListen.host);
+      api.setCertificate(next.cert, next.key);
+      log.info({ event: 'serve.server_certificate_renewed', notAfter: next.notAfter.toISOString() });
+      return next.notAfter;
+    }, log);
+    const hostUrl = (h: string) => (h.includes(':') ? `[${h}]` : h);
+    log.info({
+      event: 'serve.listening',
+      https: `https://${hostUrl(apiListen.host)}:${api.port}`,
+      http: `http://${hostUrl(listen.host)}:${http.port}`,
+      dir: ca.dir,
+    });
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
     });
     log.info({ event: 'serve.stopping' });
+    renewServer.stop();
+    await api.close();
     await http.close();
+    await backend.close();
     runtime.stop();
     await ca.close();
   });
+}
+
+/** The API's own TLS certificate, issued by this CA: `spiffe://TD/agentca/server`, localhost, 127.0.0.1 and the listen address. */
+async function issueServerCertificate(authority: Authority, trustDomain: string, host: string): Promise<{ cert: string; key: string; notAfter: Date }> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const csr = await buildCsr(new KeyObjectSigner('ec-p256', privateKey, publicKey));
+  const isIp = /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
+  const c = await authority.issue({
+    csr,
+    attestation: {
+      spiffeId: `spiffe://${trustDomain}/agentca/server`,
+      profile: 'agentca-server',
+      method: 'serve',
+      actor: 'agentca-serve',
+      dnsNames: !isIp && host !== 'localhost' && host !== '0.0.0.0' ? ['localhost', host] : ['localhost'],
+      ipAddresses: isIp && host !== '127.0.0.1' && host !== '0.0.0.0' ? ['127.0.0.1', host] : ['127.0.0.1'],
+    },
+  });
+  return { cert: toPem('CERTIFICATE', c.der) + c.chain.map((d) => toPem('CERTIFICATE', d)).join(''), key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, notAfter: c.notAfter };
+}
+
+/** Renews the server certificate at two thirds of its lifetime; retries every minute on failure. */
+function scheduleServerRenewal(notAfter: Date, renew: () => Promise<Date>, log: Logger): { stop(): void } {
+  let timer: ReturnType<typeof setTimeout>;
+  const arm = (until: Date) => {
+    const wait = Math.max(60_000, ((until.getTime() - Date.now()) * 2) / 3);
+    timer = setTimeout(async () => {
+      try {
+        arm(await renew());
+      } catch (e) {
+        log.error({ event: 'serve.server_certificate_renewal_failed', error: (e as Error).message });
+        arm(new Date(Date.now() + 90_000));
+      }
+    }, Math.min(wait, 2 ** 31 - 1));
+    timer.unref();
+  };
+  arm(notAfter);
+  return { stop: () => clearTimeout(timer) };
 }

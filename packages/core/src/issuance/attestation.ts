@@ -3,6 +3,8 @@
  * Attestation, and the one issuance pipeline turns it into a certificate. The certificate's
  * identity comes from here, never from the CSR.
  */
+import type { TokenConsumption } from '../ports/certificate-store.ts';
+
 export interface Attestation {
   spiffeId: string;
   profile: string;
@@ -12,10 +14,14 @@ export interface Attestation {
   taskDeadline?: Date | null;
   onBehalfOf?: string | null;
   dnsNames?: string[];
+  /** IP address SANs (the CA's own server certificate); only where the profile allows them. */
+  ipAddresses?: string[];
   /** How the identity was proven: `operator`, `join-token`, `jwt`, `renewal`. */
   method: string;
   /** Who asked, for the audit log (`operator`, `token:<id>`, a client SPIFFE ID). Never a secret. */
   actor: string;
+  /** A join token to consume atomically with the serial reservation. */
+  consumeToken?: TokenConsumption;
 }
 
 /** Instance and task IDs: short, printable, safe in logs, file names and URLs. */

@@ -5,7 +5,7 @@
  */
 import { AgentCAError, InternalError, InvalidRequest, PolicyDenied, Unavailable } from '../errors.ts';
 import type { AuditStore } from '../ports/audit-store.ts';
-import type { CertificateStore } from '../ports/certificate-store.ts';
+import type { CertificateStore, TokenConsumption } from '../ports/certificate-store.ts';
 import type { RevocationStore } from '../ports/revocation-store.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Random } from '../ports/random.ts';
@@ -13,7 +13,7 @@ import type { Signer } from '../ports/signer.ts';
 import { toHex, bytesEqual } from '../encoding.ts';
 import type { CryptoBackend } from '../ports/crypto-backend.ts';
 import { parseSpiffeIdIn } from '../identity/spiffe-id.ts';
-import { checkDnsNames, checkIdentity, checkKey, resolveTtl, type Profile } from '../profile/profile.ts';
+import { checkDnsNames, checkIdentity, checkIpAddresses, checkKey, resolveTtl, type Profile } from '../profile/profile.ts';
 import { signatureSchemeFor } from '../x509/algorithms.ts';
 import { encodeTbsCertificate, parseCertificate, signTbs, type ParsedCertificate } from '../x509/certificate.ts';
 import { parseCsr, verifyCsr, type ParsedCsr } from '../x509/csr.ts';
@@ -144,7 +144,9 @@ export class Issuer {
     checkKey(profile, csr.key);
     const dnsNames = a.dnsNames ?? [];
     checkDnsNames(profile, dnsNames);
-    checkRequestedNames(csr, spiffeId, dnsNames);
+    const ipAddresses = a.ipAddresses ?? [];
+    checkIpAddresses(profile, ipAddresses);
+    checkRequestedNames(csr, spiffeId, dnsNames, ipAddresses);
     const ttl = resolveTtl(profile, req.ttlSeconds);
     const instanceId = a.instanceId ?? newInstanceId(c.random);
     if (!INSTANCE_ID_PATTERN.test(instanceId)) throw new InvalidRequest('ERR_INSTANCE_ID_INVALID', 'the instance ID must be 1-128 of [A-Za-z0-9._-]');
@@ -169,7 +171,7 @@ export class Issuer {
     const [leafKeyId, keyFingerprint] = await Promise.all([c.crypto.digest('SHA-1', csr.key.keyBytes), c.crypto.digest('SHA-256', csr.key.spki)]);
     if (c.store.revocations && (await c.store.revocations.isKeyBlocked(toHex(keyFingerprint))))
       throw new PolicyDenied('ERR_KEY_BLOCKED', 'this public key belongs to a certificate revoked for keyCompromise: generate a new key');
-    const serial = await this.#reserveSerial(now);
+    const serial = await this.#reserveSerial(now, a.consumeToken);
     const subjectEmpty = !profile.subject;
     const extensions = [
       basicConstraints(false),
@@ -177,7 +179,7 @@ export class Issuer {
       extKeyUsage(profile.extKeyUsage),
       subjectKeyIdentifier(leafKeyId),
       authorityKeyIdentifier(this.#caKeyId),
-      subjectAltName({ uris: [spiffeId], dnsNames }, subjectEmpty),
+      subjectAltName({ uris: [spiffeId], dnsNames, ipAddresses }, subjectEmpty),
       agentcaIdentity({ instanceId, taskId, onBehalfOf }),
     ];
     if (c.urls.crl.length) extensions.push(crlDistributionPoints(c.urls.crl));
@@ -202,6 +204,7 @@ export class Issuer {
       spki: csr.key.spki,
       spiffeId,
       dnsNames,
+      ipAddresses,
       subjectEmpty,
       extKeyUsage: profile.extKeyUsage,
       instanceId,
@@ -249,11 +252,11 @@ export class Issuer {
     return { serial: hex, der, chain: [c.certificate], spiffeId, instanceId, taskId, notBefore, notAfter };
   }
 
-  async #reserveSerial(now: Date): Promise<Uint8Array> {
+  async #reserveSerial(now: Date, consumeToken?: TokenConsumption): Promise<Uint8Array> {
     for (let attempt = 0; ; attempt++) {
       const serial = newSerial(this.#c.random);
       try {
-        await this.#c.store.certificates.reserveSerial(serialHex(serial), now);
+        await this.#c.store.certificates.reserveSerial(serialHex(serial), now, consumeToken ? { consumeToken } : undefined);
         return serial;
       } catch (e) {
         // 128 random bits do not collide; a repeat means a broken RNG, so stop after a few.
@@ -266,10 +269,13 @@ export class Issuer {
 
 
 /** The CSR may repeat the attested names; it may not ask for any other. */
-function checkRequestedNames(csr: ParsedCsr, spiffeId: string, dnsNames: readonly string[]): void {
+function checkRequestedNames(csr: ParsedCsr, spiffeId: string, dnsNames: readonly string[], ipAddresses: readonly string[]): void {
   const r = csr.requestedNames;
   const foreign =
-    r.uris.find((u) => u !== spiffeId) ?? r.dnsNames.find((d) => !dnsNames.includes(d)) ?? r.ipAddresses[0] ?? (r.other ? 'a name of another kind' : undefined);
+    r.uris.find((u) => u !== spiffeId) ??
+    r.dnsNames.find((d) => !dnsNames.includes(d)) ??
+    r.ipAddresses.find((ip) => !ipAddresses.includes(ip)) ??
+    (r.other ? 'a name of another kind' : undefined);
   if (foreign !== undefined)
     throw new PolicyDenied('ERR_CSR_SAN_MISMATCH', `the CSR asks for ${JSON.stringify(foreign).slice(0, 200)}, which is not the attested identity ${spiffeId}`);
 }

@@ -25,6 +25,7 @@ export interface ExpectedLeaf {
   spki: Uint8Array;
   spiffeId: string;
   dnsNames: readonly string[];
+  ipAddresses?: readonly string[];
   subjectEmpty: boolean;
   extKeyUsage: readonly ExtKeyUsage[];
   instanceId: string;
@@ -60,7 +61,8 @@ export function verifyIssued(der: Uint8Array, want: ExpectedLeaf): ParsedCertifi
   if (san.critical !== want.subjectEmpty) fail('SAN criticality');
   const names = parseGeneralNamesDer(san.value);
   if (names.uris.length !== 1 || names.uris[0] !== want.spiffeId) fail('SAN URI');
-  if (names.other || names.ipAddresses.length || names.dnsNames.join(',') !== want.dnsNames.join(',')) fail('SAN names');
+  if (names.other || names.ipAddresses.join(',') !== (want.ipAddresses ?? []).join(',') || names.dnsNames.join(',') !== want.dnsNames.join(','))
+    fail('SAN names');
   if (decodeExtKeyUsage(ext(EXT.extKeyUsage).value).join(',') !== want.extKeyUsage.join(',')) fail('extKeyUsage');
   ext(EXT.subjectKeyIdentifier);
   const aki = decodeAuthorityKeyIdentifier(ext(EXT.authorityKeyIdentifier).value);

@@ -26,13 +26,26 @@ export interface CertificateFilter {
   limit?: number;
 }
 
+/** A join token to consume in the same transaction as a serial reservation. */
+export interface TokenConsumption {
+  tokenId: string;
+  /** SHA-256 of the presented secret (hex); must equal the stored hash. */
+  tokenHash: string;
+}
+
 /**
  * Issued certificates. A serial is reserved before anything is signed with it and can never
  * be reserved again, whether or not a certificate was stored under it.
  */
 export interface CertificateStore {
-  /** Reserves `serial`; rejects with Conflict `ERR_SERIAL_EXISTS` if it was ever reserved. */
-  reserveSerial(serial: string, at: Date): Promise<void>;
+  /**
+   * Reserves `serial`; rejects with Conflict `ERR_SERIAL_EXISTS` if it was ever reserved.
+   * With `consumeToken`, the token is consumed in the same transaction, and nothing is
+   * reserved unless it is: rejects with Unauthenticated `ERR_TOKEN_INVALID` (unknown id or
+   * wrong secret), `ERR_TOKEN_ALREADY_USED`, `ERR_TOKEN_EXPIRED` (expiresAt ≤ at) or
+   * PolicyDenied `ERR_TASK_ENDED` (its task was ended).
+   */
+  reserveSerial(serial: string, at: Date, options?: { consumeToken?: TokenConsumption }): Promise<void>;
   /**
    * Stores the certificate of a reserved serial and appends its audit event in the same
    * durable transaction: a certificate is stored if and only if its issuance is audited.

@@ -17,6 +17,8 @@ export interface Profile {
   deny: string[];
   /** DNS SAN patterns a certificate may carry (`*.example.org` matches one label); empty: none. */
   dnsNames: string[];
+  /** IP address SANs a certificate may carry (exact addresses); absent or empty: none. */
+  ipAddresses?: string[];
   /** Seconds. */
   defaultTtl: number;
   maxTtl: number;
@@ -85,6 +87,32 @@ export function checkDnsNames(profile: Profile, names: readonly string[]): void 
     if (!profile.dnsNames.some((p) => dnsMatches(p, n)))
       throw new PolicyDenied('ERR_DNS_NAME_NOT_ALLOWED', `DNS name ${n} is not allowed by profile ${profile.name}`);
   }
+}
+
+export function checkIpAddresses(profile: Profile, ips: readonly string[]): void {
+  for (const ip of ips) {
+    if (!(profile.ipAddresses ?? []).includes(ip)) throw new PolicyDenied('ERR_IP_SAN_NOT_ALLOWED', `IP address ${ip} is not allowed by profile ${profile.name}`);
+  }
+}
+
+/**
+ * The CA's own HTTPS server certificate (`agentca serve`): its SPIFFE ID, `localhost` and the
+ * loopback addresses, plus the names and addresses the operator lists.
+ */
+export function serverProfile(extra: { dnsNames?: string[]; ipAddresses?: string[] } = {}): Profile {
+  return {
+    name: 'agentca-server',
+    allow: ['/agentca/server'],
+    deny: [],
+    dnsNames: ['localhost', ...(extra.dnsNames ?? [])],
+    ipAddresses: ['127.0.0.1', ...(extra.ipAddresses ?? [])],
+    defaultTtl: 7 * 86400,
+    maxTtl: 30 * 86400,
+    keyTypes: ['ec-p256'],
+    minRsaBits: MIN_RSA_BITS,
+    extKeyUsage: ['serverAuth'],
+    renewable: false,
+  };
 }
 
 /**

@@ -1,0 +1,441 @@
+/**
+ * CSR-signing throughput and latency over the network, agentca side by side with `cfssl serve`, in one run.
+ *
+ *   agentca: `agentca serve`, POST https://127.0.0.1:P/v1/sign {"csr"} with a fresh single-use join token per
+ *            request (tokens minted in-process into the store before serve starts). HTTPS (keep-alive).
+ *   cfssl:   `cfssl serve` 1.2 with its SQLite certificate DB in WAL mode (as /work/shared/peers/03_cfssl_sign.sh),
+ *            POST http://127.0.0.1:P/api/v1/cfssl/sign {"certificate_request","profile":"leaf"}. Plain HTTP.
+ *
+ * The load generator is this same file run as a child process (`--client`): C concurrent request loops, each on its
+ * own keep-alive connection, WARMUP_S of warm-up then DURATION_S measured. Servers and client share the cores.
+ * agentca limits each client IP to 1000 requests / 10 s (not settable from `agentca serve`), so each connection
+ * comes from its own loopback source address (127.x.y.z) and moves to a fresh one every 400 requests: the load
+ * models many agents, not one client hammering the CA. cfssl is driven the same way.
+ *
+ * usage: node --import tsx scripts/bench/issue-api.ts [DURATION_S=8] [WARMUP_S=2] [TOKENS=60000]
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SELF = fileURLToPath(import.meta.url);
+const REPO = resolve(dirname(SELF), '../..');
+const CLI = join(REPO, 'packages/cli/bin/agentca.js');
+const PEERS = '/work/shared/peers';
+const CONCS = [1, 16, 64];
+const PASSPHRASE = 'bench-passphrase';
+
+interface ClientJob {
+  kind: 'agentca' | 'cfssl';
+  url: string;
+  conc: number;
+  warmupS: number;
+  durationS: number;
+  body: string; // cfssl: the whole request body; agentca: the CSR PEM
+  caFile?: string;
+  tokensFile?: string;
+  tokenOffset?: number;
+  addrBase: number;
+}
+
+interface ClientResult {
+  rps: number;
+  p50: number | null;
+  p99: number | null;
+  measured: number; // requests completed OK inside the measured window
+  ok: number; // all OK requests, warm-up included
+  errors: number; // non-2xx / refused / network errors, warm-up included
+  errorSamples: string[];
+  tokensUsed: number;
+  tokensExhausted: boolean;
+}
+
+// ---------------------------------------------------------------- load generator (child process)
+
+async function runClient(job: ClientJob): Promise<ClientResult> {
+  const isHttps = job.url.startsWith('https:');
+  const ca = isHttps ? readFileSync(job.caFile!, 'utf8') : undefined;
+  // agentca rate-limits per client IP (1000 requests / 10 s by default, not settable from `agentca serve`): model many
+  // agents by giving each connection its own loopback source address (127.0.0.0/8), never reused within the run, and
+  // moving a loop to a fresh address every ROTATE requests. Done the same way for cfssl.
+  let addrSeq = job.addrBase;
+  const nextAddr = () => {
+    const n = addrSeq++;
+    return `127.${1 + Math.floor(n / 62500)}.${Math.floor(n / 250) % 250}.${1 + (n % 250)}`;
+  };
+  const newAgent = () => {
+    const localAddress = nextAddr();
+    return isHttps ? new https.Agent({ keepAlive: true, maxSockets: 1, ca, localAddress }) : new http.Agent({ keepAlive: true, maxSockets: 1, localAddress });
+  };
+  const ROTATE = 400;
+  const mod = isHttps ? https : http;
+  const tokens = job.tokensFile ? readFileSync(job.tokensFile, 'utf8').split('\n').filter(Boolean).slice(job.tokenOffset ?? 0) : [];
+  let nextToken = 0;
+  const agentcaBodies = job.kind === 'agentca' ? JSON.stringify({ csr: job.body }) : job.body;
+  const url = new URL(job.url);
+
+  const t0 = performance.now();
+  const tMeasure = t0 + job.warmupS * 1000;
+  const tEnd = tMeasure + job.durationS * 1000;
+  const lat: number[] = [];
+  let ok = 0;
+  let errors = 0;
+  let exhausted = false;
+  const errorSamples: string[] = [];
+  const fail = (what: string) => {
+    errors++;
+    if (errorSamples.length < 5) errorSamples.push(what.slice(0, 300));
+  };
+
+  const once = (agent: http.Agent, headers: Record<string, string>, body: string) =>
+    new Promise<{ status: number; text: string }>((res, rej) => {
+      const req = mod.request(
+        { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => res({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          r.on('error', rej);
+        },
+      );
+      req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+      req.on('error', rej);
+      req.end(body);
+    });
+
+  const agents: http.Agent[] = [];
+  const loop = async () => {
+    let agent = newAgent();
+    agents.push(agent);
+    let sent = 0;
+    while (performance.now() < tEnd) {
+      if (sent++ === ROTATE) {
+        agent.destroy();
+        agent = newAgent();
+        agents.push(agent);
+        sent = 1;
+      }
+      const headers: Record<string, string> = {};
+      if (job.kind === 'agentca') {
+        if (nextToken >= tokens.length) {
+          exhausted = true;
+          return;
+        }
+        headers.authorization = `Bearer ${tokens[nextToken++]}`;
+      }
+      const start = performance.now();
+      try {
+        const r = await once(agent, headers, agentcaBodies);
+        const end = performance.now();
+        const good = r.status === 200 && (job.kind === 'agentca' ? r.text.includes('-----BEGIN CERTIFICATE-----') : r.text.includes('"success":true'));
+        if (!good) fail(`${r.status} ${r.text}`);
+        else {
+          ok++;
+          if (start >= tMeasure && end <= tEnd) lat.push(end - start);
+        }
+      } catch (e) {
+        fail(`network: ${(e as Error).message}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: job.conc }, loop));
+  for (const a of agents) a.destroy();
+  lat.sort((a, b) => a - b);
+  const pct = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.ceil((p / 100) * lat.length) - 1)]! : NaN);
+  return {
+    rps: lat.length / job.durationS,
+    p50: pct(50),
+    p99: pct(99),
+    measured: lat.length,
+    ok,
+    errors,
+    errorSamples,
+    tokensUsed: nextToken,
+    tokensExhausted: exhausted,
+  };
+}
+
+function clientProcess(job: ClientJob): Promise<ClientResult> {
+  return new Promise((res, rej) => {
+    const c = spawn(process.execPath, ['--import', 'tsx', SELF, '--client', JSON.stringify(job)], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('error', rej);
+    c.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code !== 0 || !line) return rej(new Error(`client exited ${code}: ${out}`));
+      res(JSON.parse(line.slice(7)) as ClientResult);
+    });
+  });
+}
+
+// ---------------------------------------------------------------- orchestration
+
+const started: ChildProcess[] = [];
+const ms = (x: number | null) => (x === null || !Number.isFinite(x) ? 'n/a' : x.toFixed(2));
+
+async function stopServer(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null || p.pid === undefined) return;
+  const exited = new Promise<void>((r) => p.once('exit', () => r()));
+  process.kill(p.pid, 'SIGTERM');
+  const timer = setTimeout(() => {
+    if (p.exitCode === null && p.signalCode === null && p.pid !== undefined) process.kill(p.pid, 'SIGKILL');
+  }, 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const canConnect = (port: number) =>
+  new Promise<boolean>((res) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), res(true)));
+    s.once('error', () => res(false));
+  });
+
+function sh(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...o.env }, cwd: o.cwd ?? REPO });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return r.stdout;
+}
+
+async function mintTokens(dir: string, n: number, file: string): Promise<number> {
+  const { openCaDir, profilesFromConfig } = await import('@agentca/node');
+  const { JoinTokens, InvalidRequest, systemClock, webCryptoRandom, webCryptoBackend } = await import('@agentca/core');
+  const ca = await openCaDir(dir);
+  const t0 = performance.now();
+  try {
+    const profiles = new Map(profilesFromConfig(ca.config).map((p) => [p.name, p]));
+    const jt = new JoinTokens({
+      trustDomain: ca.config.trustDomain,
+      profile: (name) => {
+        const p = profiles.get(name);
+        if (!p) throw new InvalidRequest('ERR_PROFILE_UNKNOWN', `no profile ${name}`);
+        return p;
+      },
+      tokens: ca.store.tokens,
+      clock: systemClock,
+      random: webCryptoRandom,
+      crypto: webCryptoBackend(),
+    });
+    const out: string[] = [];
+    const CHUNK = 512; // concurrent creates share the store's write batches
+    for (let i = 0; i < n; i += CHUNK) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(CHUNK, n - i) }, (_, k) =>
+          jt.create({ spiffeId: `spiffe://bench.example/agent/b${i + k}`, profile: 'default', ttlSeconds: 3600, actor: 'operator' }),
+        ),
+      );
+      for (const t of batch) out.push(t.token);
+    }
+    writeFileSync(file, out.join('\n') + '\n');
+  } finally {
+    await ca.close();
+  }
+  return (performance.now() - t0) / 1000;
+}
+
+async function main() {
+  const DURATION_S = Number(process.argv[2] ?? 8);
+  const WARMUP_S = Number(process.argv[3] ?? 2);
+  const N_TOKENS = Number(process.argv[4] ?? 60000);
+  const work = mkdtempSync(join(tmpdir(), 'agentca-issue-api-'));
+  const rows: { server: string; conc: number; r: ClientResult }[] = [];
+  const notes: string[] = [];
+  let agentcaOk = 0;
+  let agentcaErrors = 0;
+  let agentcaDbCount = -1;
+  let cfsslOk = 0;
+  let cfsslDbCount = -1;
+  let cfsslJournal = '';
+  let addrBase = 0;
+  try {
+    // ---- agentca CA, tokens, CSR
+    const caDir = join(work, 'ca');
+    const env = { AGENTCA_PASSPHRASE: PASSPHRASE };
+    sh(process.execPath, [CLI, 'init', '--trust-domain', 'bench.example', '--dir', caDir], { env });
+    const tokensFile = join(work, 'tokens.txt');
+    const mintS = await mintTokens(caDir, N_TOKENS, tokensFile);
+    const { buildCsr, toPem } = await import('@agentca/core');
+    const { KeyObjectSigner, paths } = await import('@agentca/node');
+    const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const csrPem = toPem('CERTIFICATE REQUEST', await buildCsr(new KeyObjectSigner('ec-p256', k.privateKey, k.publicKey), { subject: { commonName: 'agent' } }));
+    const rootFile = paths(caDir).root;
+
+    // ---- cfssl CA (the peers' setup: P-256 root + intermediate, leaf CSR, SQLite schema, WAL db-config)
+    const cfsslScratch = join(work, 'peer');
+    sh('bash', ['-c', `source "${PEERS}/common.sh" && source "${PEERS}/00_ca_setup.sh" && setup_ca`], { env: { SCRATCH: cfsslScratch } });
+    const W = join(cfsslScratch, 'cfssl');
+    const cfsslBody = readFileSync(join(W, 'sign-req.json'), 'utf8');
+
+    const machine = [
+      `date: ${new Date().toISOString()}`,
+      `cpu: ${cpus()[0]?.model} x${cpus().length}  kernel: ${release()}  node: ${process.version}`,
+      `cfssl: ${sh('cfssl', ['version']).split('\n')[0]}  loadavg: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+      `agentca: ${N_TOKENS} join tokens minted in-process in ${mintS.toFixed(1)} s (before serve)`,
+      `load: ${WARMUP_S} s warm-up + ${DURATION_S} s measured per concurrency; client is a separate Node process sharing the same ${cpus().length} cores`,
+    ];
+    console.error(machine.join('\n'));
+
+    // ---- agentca serve
+    {
+      const port = await freePort();
+      const httpPort = await freePort();
+      const logFile = join(work, 'agentca-serve.log');
+      const fd = openSync(logFile, 'w');
+      const p = spawn(process.execPath, [CLI, 'serve', '--dir', caDir, '--listen', `127.0.0.1:${port}`, '--http-listen', `127.0.0.1:${httpPort}`], {
+        cwd: REPO,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', fd, fd],
+      });
+      closeSync(fd);
+      started.push(p);
+      try {
+        await waitFor('agentca serve.listening', () => {
+          if (p.exitCode !== null) throw new Error(`agentca serve exited: ${readFileSync(logFile, 'utf8')}`);
+          return readFileSync(logFile, 'utf8').includes('"serve.listening"');
+        });
+        let offset = 0;
+        for (const conc of CONCS) {
+          const r = await clientProcess({
+            kind: 'agentca',
+            url: `https://127.0.0.1:${port}/v1/sign`,
+            conc,
+            warmupS: WARMUP_S,
+            durationS: DURATION_S,
+            body: csrPem,
+            caFile: rootFile,
+            tokensFile,
+            tokenOffset: offset,
+            addrBase: addrBase,
+          });
+          addrBase += 20_000;
+          offset += r.tokensUsed;
+          agentcaOk += r.ok;
+          agentcaErrors += r.errors;
+          rows.push({ server: 'agentca (HTTPS)', conc, r });
+          console.error(`agentca c=${conc}: ${r.rps.toFixed(0)} req/s p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms errors ${r.errors}${r.errorSamples.length ? ` e.g. ${r.errorSamples[0]}` : ''}`);
+          if (r.tokensExhausted) notes.push(`agentca c=${conc}: ran out of join tokens (${N_TOKENS}) — raise TOKENS; figures for this row are truncated`);
+        }
+      } finally {
+        await stopServer(p);
+      }
+      agentcaDbCount = Number(sh('sqlite3', [join(caDir, 'agentca.db'), 'select count(*) from certificates']).trim());
+    }
+
+    // ---- cfssl serve with SQLite DB in WAL mode
+    {
+      const port = await freePort();
+      const logFile = join(work, 'cfssl-serve.log');
+      const fd = openSync(logFile, 'w');
+      const p = spawn(
+        'cfssl',
+        ['serve', '-address', '127.0.0.1', '-port', String(port), '-ca', 'int.pem', '-ca-key', 'int-key.pem', '-config', 'config.json', '-loglevel', '3', '-db-config', join(W, 'db-config-wal.json')],
+        { cwd: W, stdio: ['ignore', fd, fd] },
+      );
+      closeSync(fd);
+      started.push(p);
+      try {
+        await waitFor('cfssl serve port', async () => {
+          if (p.exitCode !== null) throw new Error(`cfssl serve exited: ${readFileSync(logFile, 'utf8')}`);
+          return canConnect(port);
+        });
+        for (const conc of CONCS) {
+          const r = await clientProcess({ kind: 'cfssl', url: `http://127.0.0.1:${port}/api/v1/cfssl/sign`, conc, warmupS: WARMUP_S, durationS: DURATION_S, body: cfsslBody, addrBase });
+          addrBase += 20_000;
+          cfsslOk += r.ok;
+          rows.push({ server: 'cfssl+SQLite WAL (HTTP)', conc, r });
+          console.error(`cfssl c=${conc}: ${r.rps.toFixed(0)} req/s p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms errors ${r.errors}${r.errorSamples.length ? ` e.g. ${r.errorSamples[0]}` : ''}`);
+        }
+      } finally {
+        await stopServer(p);
+      }
+      cfsslDbCount = Number(sh('sqlite3', [join(W, 'certs.db'), 'select count(*) from certificates']).trim());
+      cfsslJournal = sh('sqlite3', [join(W, 'certs.db'), 'pragma journal_mode']).trim();
+    }
+
+    // ---- report
+    console.log('\n# HTTPS/HTTP CSR signing: agentca vs cfssl serve (one run)\n');
+    console.log(machine.map((l) => `  ${l}`).join('\n'));
+    console.log('');
+    const header = ['server', 'conc', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'ok (incl. warm-up)'];
+    const table = rows.map(({ server, conc, r }) => [server, String(conc), r.rps.toFixed(0), ms(r.p50), ms(r.p99), String(r.errors), String(r.ok)]);
+    const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
+    const fmt = (cols: string[]) => '| ' + cols.map((c, i) => (i < 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ') + ' |';
+    console.log(fmt(header));
+    console.log('|' + widths.map((w, i) => (i < 1 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|');
+    for (const t of table) console.log(fmt(t));
+    const a16 = rows.find((x) => x.server.startsWith('agentca') && x.conc === 16)!.r;
+    const c16 = rows.find((x) => x.server.startsWith('cfssl') && x.conc === 16)!.r;
+    const ratio = a16.rps / c16.rps;
+    console.log('');
+    console.log(`ratio agentca/cfssl req/s at c16: ${ratio.toFixed(2)}x  (goal >= 2x: ${ratio >= 2 ? 'MET' : 'NOT MET'})`);
+    for (const c of CONCS) {
+      const a = rows.find((x) => x.server.startsWith('agentca') && x.conc === c)!.r;
+      const b = rows.find((x) => x.server.startsWith('cfssl') && x.conc === c)!.r;
+      console.log(`  c${c}: ${(a.rps / b.rps).toFixed(2)}x`);
+    }
+    console.log(`agentca p99 at c16: ${ms(a16.p99)} ms  (goal <= 25 ms: ${a16.p99 !== null && a16.p99 <= 25 ? 'MET' : 'NOT MET'})`);
+    console.log('');
+    const expected = agentcaOk + 2;
+    console.log(
+      `agentca store check: ${agentcaDbCount} certificates = ${agentcaOk} signed (200) + 1 admin + 1 server cert = ${expected}: ${agentcaDbCount === expected ? 'OK' : 'MISMATCH'}; non-200: ${agentcaErrors}`,
+    );
+    console.log(`cfssl store check: ${cfsslDbCount} rows for ${cfsslOk} successful signs; journal_mode=${cfsslJournal}`);
+    console.log('notes: every connection uses its own 127.x.y.z source address (fresh one every 400 requests): agentca rate-limits a client IP to 1000 req / 10 s;');
+    console.log('       agentca is measured over HTTPS (keep-alive), cfssl over plain HTTP (it is run without TLS, as in the peer scripts);');
+    console.log('       cfssl 1.2 drops URI SANs, so its leaves are not SVIDs; agentca audits every issuance and consumes a join token per request.');
+    console.log(`       loadavg at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (on ${cpus().length} cores: other work on the machine makes absolute figures noisy; compare ratios)`);
+    for (const n of notes) console.log(`NOTE: ${n}`);
+    for (const { server, conc, r } of rows) if (r.errorSamples.length) console.log(`error samples ${server} c${conc}: ${r.errorSamples.join(' || ')}`);
+    if (agentcaErrors > 0 || agentcaDbCount !== expected) process.exitCode = 1;
+  } finally {
+    for (const p of started) await stopServer(p).catch(() => {});
+    if (!process.env.BENCH_KEEP) rmSync(work, { recursive: true, force: true });
+    else console.error(`kept ${work}`);
+  }
+}
+
+if (process.argv[2] === '--client') {
+  runClient(JSON.parse(process.argv[3]!) as ClientJob).then(
+    (r) => console.log(`RESULT ${JSON.stringify(r)}`),
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+} else {
+  process.on('SIGINT', () => {
+    for (const p of started) if (p.pid !== undefined && p.exitCode === null) process.kill(p.pid, 'SIGTERM');
+    process.exit(130);
+  });
+  main().catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
+}
