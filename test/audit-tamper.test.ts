@@ -32,7 +32,7 @@ afterAll(removeTempDirs);
 async function tampered(sql: string): Promise<string> {
   const dir = join(tempDir('tampered'), 'ca');
   cpSync(ca, dir, { recursive: true });
-  await ok('sqlite3', [join(dir, 'agentca.db'), sql]);
+  await ok('sqlite3', ['-cmd', '.timeout 10000', join(dir, 'agentca.db'), sql]);
   return dir;
 }
 
@@ -135,6 +135,6 @@ describe('the original', () => {
   it('still verifies after all the copies were tampered with', async () => {
     expect(await ok('agentca', ['audit', 'verify', '--dir', ca])).toMatch(/^audit log ok: 6 events/);
     // sanity: the sqlite3 shell sees the same rows the CLI does
-    expect((await run('sqlite3', [join(ca, 'agentca.db'), 'SELECT count(*) FROM audit_events'])).stdout.trim()).toBe('6');
+    expect((await run('sqlite3', ['-cmd', '.timeout 10000', join(ca, 'agentca.db'), 'SELECT count(*) FROM audit_events'])).stdout.trim()).toBe('6');
   });
 });

@@ -115,7 +115,8 @@ export async function listed(dir: string): Promise<{ serial: string; spiffeId: s
  * unchanged serial count means a request did not even get that far.
  */
 export async function storeCounts(dir: string): Promise<{ certificates: number; serials: number }> {
-  const out = await ok('sqlite3', [join(dir, 'agentca.db'), 'SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM serials)']);
+  // The CLI may be writing (WAL): wait for its lock instead of failing with SQLITE_BUSY.
+  const out = await ok('sqlite3', ['-cmd', '.timeout 10000', join(dir, 'agentca.db'), 'SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM serials)']);
   const [certificates, serials] = out.trim().split('|').map(Number);
   return { certificates: certificates!, serials: serials! };
 }
