@@ -1,7 +1,8 @@
 // Dependency rules that keep the architecture honest (STYLE.md "Boundaries"):
 // - core imports no node: built-in but what WebCrypto-era runtimes share, no SQL driver, no HTTP;
 // - only core/src/x509/ touches @peculiar/x509, pkijs and asn1js;
-// - packages import each other only through their package name (no reaching into ../other/src).
+// - packages import each other only through their package name (no reaching into ../other/src);
+// - the client SDK imports no agentca package at all.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
@@ -29,6 +30,8 @@ function check(file) {
     } else if (/^(@peculiar\/x509|pkijs|asn1js)$/.test(spec) && rel.startsWith('packages/') && !rel.includes('/test/')) {
       problems.push(`${rel}: ${spec} is reached through @agentca/core only`);
     }
+    if (rel.startsWith('packages/client/src/') && (spec.startsWith('@agentca/') || spec.startsWith('../../')))
+      problems.push(`${rel}: the client SDK must not depend on any agentca package (a workload never pulls in the CA)`);
     if (rel.startsWith('packages/') && /^(\.\.\/)+(packages\/)?[a-z-]+\/src\//.test(spec) && !spec.startsWith('../src/'))
       problems.push(`${rel}: import ${spec} reaches into another package; use its package name`);
   }
