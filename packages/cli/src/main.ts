@@ -15,6 +15,7 @@ import * as crl from './commands/crl.ts';
 import * as token from './commands/token.ts';
 import * as request from './commands/request.ts';
 import * as renew from './commands/renew.ts';
+import * as agent from './commands/agent.ts';
 
 export function buildProgram(io: CliIo): Command {
   const program = new Command('agentca')
@@ -27,7 +28,7 @@ export function buildProgram(io: CliIo): Command {
       outputError: (s, write) => write(`${s.trim().split('\n')[0]} (ERR_USAGE)\n`),
     })
     .exitOverride();
-  for (const c of [init, issue, list, inspect, bundle, serve, token, request, renew, revoke, task, crl, audit]) c.register(program, io);
+  for (const c of [init, issue, list, inspect, bundle, serve, token, request, renew, agent, revoke, task, crl, audit]) c.register(program, io);
   for (const c of program.commands) propagate(c);
   return program;
 }

@@ -24,3 +24,4 @@ export { authorizePeer, peerSpiffeId, type PeerPolicy } from './peer.ts';
 export { createCsr, generateWorkloadKey, type WorkloadKey } from './csr.ts';
 export { renewalDelayMs, retryDelayMs, type RenewalPolicy, type RetryPolicy } from './rotation.ts';
 export type { IssuedCertificate, RetireAnswer } from './api.ts';
+export { CrlChecker, authorizePeerWithRevocation, normalizeSerial, type CrlCheckerOptions, type CrlCheckerEvents, type CrlInfo, type RevocationStatus } from './crl-checker.ts';
