@@ -18,6 +18,12 @@ const BY_STATUS: Record<number, new (code: string, message: string) => AgentCAEr
   409: Conflict,
 };
 
+/** A refusal from the CA (`{error: {code, message}}` with an HTTP status) as the CLI's error class. */
+export function errorForStatus(status: number, code: string, message: string): AgentCAError {
+  const Cls = BY_STATUS[status] ?? Unavailable;
+  return new Cls(code, message);
+}
+
 export function postJson<T>(url: string, path: string, body: unknown, o: CallOptions): Promise<T> {
   let target: URL;
   try {
@@ -57,8 +63,7 @@ export function postJson<T>(url: string, path: string, body: unknown, o: CallOpt
           const err = (doc as { error?: { code?: string; message?: string } }).error;
           const code = typeof err?.code === 'string' ? err.code : 'ERR_SERVER_ERROR';
           const message = typeof err?.message === 'string' ? err.message : `the server answered ${status}`;
-          const Cls = BY_STATUS[status] ?? Unavailable;
-          reject(new Cls(code, message));
+          reject(errorForStatus(status, code, message));
         });
       },
     );

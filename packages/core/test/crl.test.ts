@@ -22,7 +22,6 @@ import {
   toPem,
   webCryptoRandom,
   type IssuedCertificate,
-  type KeyAlgorithm,
   type RevocationReason,
   type Signer,
 } from '../src/index.ts';

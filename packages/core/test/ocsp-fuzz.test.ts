@@ -26,7 +26,7 @@ import {
 } from '../src/index.ts';
 import { OcspResponder, type OcspCertStatus } from '../src/revocation/ocsp.ts';
 import { createOcspResponderCertificate } from '../src/revocation/ocsp-responder-certificate.ts';
-import { TAG, children, explicit, octetString, oid, readElement, readTop, seq, tlv, type DerElement } from '../src/x509/der.ts';
+import { TAG, children, explicit, octetString, readElement, readTop, seq, tlv, type DerElement } from '../src/x509/der.ts';
 import { MemoryKeyStore, memoryStore } from './fakes.ts';
 import { genKey, makeCsr, openssl, tempDir } from './support/openssl.ts';
 import { Prng, seedFrom } from './support/prng.ts';

@@ -11,8 +11,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { AgentIdentity, AgentCAClientError } from '@agentca/client';
-import { AgentCAError, Conflict, InvalidRequest, NotFound, PolicyDenied, Unauthenticated, Unavailable, parseDuration } from '@agentca/core';
+import { AgentCAError, InvalidRequest, Unavailable, parseDuration } from '@agentca/core';
 import { writeFileAtomic } from '@agentca/node';
+import { errorForStatus } from '../http-client.ts';
 import { readInput, type CliIo } from '../io.ts';
 
 interface AgentOptions {
@@ -27,21 +28,12 @@ interface AgentOptions {
   renewAt?: string;
 }
 
-const BY_STATUS: Record<number, new (code: string, message: string) => AgentCAError> = {
-  400: InvalidRequest,
-  401: Unauthenticated,
-  403: PolicyDenied,
-  404: NotFound,
-  409: Conflict,
-};
-
 /** The SDK's error as the CLI's error class, so main.ts prints `error: … (CODE)`. */
 function toCliError(e: unknown): Error {
   if (e instanceof AgentCAError) return e;
   if (e instanceof AgentCAClientError) {
     if (e.status === null) return e.code === 'ERR_OPTION_INVALID' ? new InvalidRequest(e.code, e.message) : new Unavailable(e.code, e.message);
-    const Cls = BY_STATUS[e.status] ?? Unavailable;
-    return new Cls(e.code, e.message);
+    return errorForStatus(e.status, e.code, e.message);
   }
   return e as Error;
 }

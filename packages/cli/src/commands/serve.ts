@@ -19,12 +19,10 @@ import {
   KeyObjectSigner,
   NodeCryptoBackend,
   RevocationRuntime,
-  fileJwksSource,
   jsonLogger,
   jwtIssuersFromConfig,
   openCaForIssuance,
   paths,
-  urlJwksSource,
   type Logger,
 } from '@agentca/node';
 import { startApiServer, startRevocationServer } from '@agentca/server';
