@@ -1,5 +1,6 @@
 import { systemClock, type AuditStore, type CertificateStore, type Clock, type CrlStore, type RevocationStore, type TokenStore } from '@agentca/core';
 import type Database from 'better-sqlite3';
+import { resolve } from 'node:path';
 import { SqliteAuditStore } from './audit-store.ts';
 import { SqliteCertificateStore } from './certificate-store.ts';
 import { SqliteCrlStore } from './crl-store.ts';
@@ -18,6 +19,12 @@ export interface SqliteStoreOptions {
   maxBatchSize?: number;
   /** Least time between the end of one commit and the start of the next, under load. Default 0 (pacing trades latency for fewer fsyncs). */
   minBatchIntervalMs?: number;
+  /**
+   * Who syncs each commit to disk before it is acknowledged. `queue` (the default): the write
+   * queue fdatasyncs the WAL on the thread pool (synchronous=NORMAL, the event loop never waits
+   * for the disk); `sqlite`: SQLite's own synchronous=FULL, blocking. Both sync every commit.
+   */
+  sync?: 'queue' | 'sqlite';
 }
 
 /**
@@ -38,7 +45,11 @@ export class SqliteStore {
   /** @internal Use {@link openSqliteStore}. */
   constructor(db: Database.Database, options: SqliteStoreOptions = {}) {
     this.#db = db;
+    const syncInQueue = (options.sync ?? 'queue') === 'queue';
+    // Only once the queue syncs the WAL itself may SQLite stop syncing at each commit.
+    if (syncInQueue) db.pragma('synchronous = NORMAL');
     this.#queue = new WriteQueue(db, {
+      ...(syncInQueue ? { walPath: `${db.name}-wal` } : {}),
       ...(options.maxBatchSize !== undefined ? { maxBatchSize: options.maxBatchSize } : {}),
       ...(options.minBatchIntervalMs !== undefined ? { minBatchIntervalMs: options.minBatchIntervalMs } : {}),
     });
@@ -53,6 +64,11 @@ export class SqliteStore {
   /** Write transactions committed since open. Fewer than writes means group commit is working. */
   get committedBatches(): number {
     return this.#queue.committedBatches;
+  }
+
+  /** fdatasyncs of the WAL made by the write queue (sync: 'queue'); every acknowledged write waited for one after its commit. */
+  get walSyncs(): number {
+    return this.#queue.walSyncs;
   }
 
   /** Commits the writes already queued, then closes the file. Later calls fail with `ERR_STORE_CLOSED`. */
@@ -76,7 +92,7 @@ export class SqliteStore {
  * ```
  */
 export async function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
-  const db = openDatabase(path, {
+  const db = openDatabase(resolve(path), {
     clock: options.clock ?? systemClock,
     ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }),
   });
