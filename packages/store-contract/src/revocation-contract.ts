@@ -1,6 +1,6 @@
-import { InvalidRequest, type AuditEventInput, type CertificateRecord, type PublishedCrl, type RevocationRecord, type RevocationSelector } from '@agentca/core';
+import { InvalidRequest, Unauthenticated, type AuditEventInput, type CertificateRecord, type PublishedCrl, type RevocationRecord, type RevocationSelector } from '@agentca/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HOUR, T0, contractCertificate, readAll, rejection, reserveAndRecord, verifyChain, type StoreUnderTest } from './fixtures.ts';
+import { HOUR, T0, contractCertificate, contractIssueEvent, readAll, rejection, reserveAndRecord, verifyChain, type StoreUnderTest } from './fixtures.ts';
 
 /** When the contract revokes: ten minutes after T0, before any fixture certificate expires. */
 const AT = T0 + 600_000;
@@ -54,6 +54,28 @@ export function describeRevocationContract(name: string, open: () => Promise<Sto
         expect(outcome).toEqual({ revoked: [revocationOf(c, 'superseded')], changed: 1 });
         expect(await store.revocations.get(c.serial)).toEqual(outcome.revoked[0]);
         expect(await store.revocations.get(other.serial)).toBeNull();
+      });
+
+      it('refuses to record a renewal whose presented certificate was revoked while it was signed, and audits nothing', async () => {
+        const old = contractCertificate(1, { taskId: null });
+        await recordAll([old]);
+        const renewed = contractCertificate(2, { spiffeId: old.spiffeId, instanceId: old.instanceId, taskId: null });
+        await store.certificates.reserveSerial(renewed.serial, new Date(AT));
+        await store.revocations.revoke({ instanceId: old.instanceId }, 'cessationOfOperation', new Date(AT), revokeEvent());
+        const before = (await readAll(store.audit)).length;
+        const e = await rejection(store.certificates.record(renewed, contractIssueEvent(renewed), { renewalOf: old.serial }));
+        expect(e).toBeInstanceOf(Unauthenticated);
+        expect(e).toMatchObject({ code: 'ERR_CLIENT_CERTIFICATE_REVOKED', message: `certificate ${old.serial} was revoked` });
+        expect(await store.certificates.get(renewed.serial)).toBeNull();
+        expect(await readAll(store.audit)).toHaveLength(before);
+        // Renewing an unrevoked certificate records; a later revocation of the instance covers the renewal.
+        const live = contractCertificate(3, { instanceId: 'instance-live', taskId: null });
+        await recordAll([live]);
+        const next = contractCertificate(4, { spiffeId: live.spiffeId, instanceId: live.instanceId, taskId: null });
+        await store.certificates.reserveSerial(next.serial, new Date(AT));
+        await store.certificates.record(next, contractIssueEvent(next), { renewalOf: live.serial });
+        const outcome = await store.revocations.revoke({ instanceId: live.instanceId }, 'cessationOfOperation', new Date(AT), revokeEvent());
+        expect(outcome.revoked.map((r) => r.serial).sort()).toEqual([live.serial, next.serial].sort());
       });
 
       // Nine certificates over three SPIFFE IDs, two instances and one shared task, plus two that

@@ -1,6 +1,6 @@
 import { Conflict, GENESIS_HASH, PolicyDenied, Unauthenticated, type JoinTokenRecord, type TokenConsumption } from '@agentca/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HOUR, T0, contractSerial, contractToken, contractTokenEvent, contractTokenHash, contractTokenId, readAll, rejection, verifyChain, type StoreUnderTest } from './fixtures.ts';
+import { HOUR, T0, contractCertificate, contractIssueEvent, contractSerial, contractToken, contractTokenEvent, contractTokenHash, contractTokenId, readAll, rejection, verifyChain, type StoreUnderTest } from './fixtures.ts';
 
 /** When the contract consumes: a minute after T0, before any fixture token expires. */
 const AT = T0 + 60_000;
@@ -160,6 +160,26 @@ export function describeTokenContract(name: string, open: () => Promise<StoreUnd
         expect(await store.tokens.get(t.id)).toEqual(t);
         await expectUnreserved(contractSerial(1));
         await store.certificates.reserveSerial(contractSerial(2), new Date(AT), consumption(other));
+      });
+
+      it('refuses to record a certificate of a task that ended after its serial was reserved, and audits nothing', async () => {
+        const t = contractToken(1, { taskId: 'task-a' });
+        await create(t);
+        const c = contractCertificate(1, { taskId: 'task-a' });
+        await store.certificates.reserveSerial(c.serial, new Date(AT), consumption(t));
+        // The task ends while the certificate is being signed.
+        await store.tokens.endTask('task-a', new Date(AT + 1));
+        const before = (await readAll(store.audit)).length;
+        const e = await rejection(store.certificates.record(c, contractIssueEvent(c)));
+        expect(e).toBeInstanceOf(PolicyDenied);
+        expect(e).toMatchObject({ code: 'ERR_TASK_ENDED', message: 'task task-a has ended' });
+        expect(await store.certificates.get(c.serial)).toBeNull();
+        expect(await readAll(store.audit)).toHaveLength(before);
+        // A certificate of a running task, or of none, records as usual.
+        const other = contractCertificate(2, { taskId: null });
+        await store.certificates.reserveSerial(other.serial, new Date(AT));
+        await store.certificates.record(other, contractIssueEvent(other));
+        expect(await store.certificates.get(other.serial)).toEqual(other);
       });
 
       it('checks in order: the secret, then use, then expiry, then the task', async () => {

@@ -9,6 +9,7 @@ import {
   type CertificateFilter,
   type CertificateRecord,
   type CertificateStore,
+  type RecordOptions,
   type TokenConsumption,
 } from '@agentca/core';
 import type Database from 'better-sqlite3';
@@ -59,6 +60,8 @@ export class SqliteCertificateStore implements CertificateStore {
   readonly #insert: Database.Statement<unknown[]>;
   readonly #get: Database.Statement<[string], CertificateRow>;
   readonly #count: Database.Statement<[], number>;
+  readonly #taskEnded: Database.Statement<[string], unknown>;
+  readonly #revoked: Database.Statement<[string], unknown>;
   readonly #lists = new Map<string, Database.Statement<unknown[], CertificateRow>>();
 
   constructor(db: Database.Database, queue: WriteQueue, audit: SqliteAuditStore) {
@@ -83,6 +86,8 @@ export class SqliteCertificateStore implements CertificateStore {
     );
     this.#insert = db.prepare(`INSERT INTO certificates (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.#get = db.prepare(`SELECT ${COLUMNS} FROM certificates WHERE serial = ?`);
+    this.#taskEnded = db.prepare('SELECT 1 FROM tasks WHERE id = ? AND ended_at IS NOT NULL');
+    this.#revoked = db.prepare('SELECT 1 FROM revocations WHERE serial = ?');
     this.#count = db.prepare('SELECT count(*) FROM certificates').pluck() as Database.Statement<[], number>;
   }
 
@@ -133,7 +138,7 @@ export class SqliteCertificateStore implements CertificateStore {
    * `ERR_SERIAL_ALREADY_RECORDED` if a certificate is already stored under it; InvalidRequest
    * for a malformed record or an event about another serial. Nothing is stored or audited then.
    */
-  async record(certificate: CertificateRecord, event: AuditEventInput): Promise<AuditEvent> {
+  async record(certificate: CertificateRecord, event: AuditEventInput, options: RecordOptions = {}): Promise<AuditEvent> {
     const row = toRow(certificate);
     if (event.serial != null && event.serial !== certificate.serial) {
       throw new InvalidRequest('ERR_AUDIT_SERIAL_MISMATCH', `the audit event names serial ${event.serial}, the certificate ${certificate.serial}`);
@@ -142,6 +147,14 @@ export class SqliteCertificateStore implements CertificateStore {
       const reservation = this.#reservation.get(row[0]);
       if (!reservation) throw new Conflict('ERR_SERIAL_NOT_RESERVED', `serial ${row[0]} was not reserved`);
       if (reservation.recorded) throw new Conflict('ERR_SERIAL_ALREADY_RECORDED', `serial ${row[0]} already has a certificate`);
+      // In the write transaction: a task end or revocation that committed while this certificate
+      // was being signed is seen here, and one that commits later sees the certificate.
+      if (certificate.taskId !== null && this.#taskEnded.get(certificate.taskId) !== undefined) {
+        throw new PolicyDenied('ERR_TASK_ENDED', `task ${certificate.taskId} has ended`);
+      }
+      if (options.renewalOf !== undefined && this.#revoked.get(options.renewalOf) !== undefined) {
+        throw new Unauthenticated('ERR_CLIENT_CERTIFICATE_REVOKED', `certificate ${options.renewalOf} was revoked`);
+      }
       this.#insert.run(...row);
       return this.#audit.appendInWrite(event);
     });

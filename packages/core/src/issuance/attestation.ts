@@ -20,6 +20,8 @@ export interface Attestation {
   method: string;
   /** Who asked, for the audit log (`operator`, `token:<id>`, a client SPIFFE ID). Never a secret. */
   actor: string;
+  /** For a renewal: the serial presented, which must still be unrevoked when the new certificate is stored. */
+  renewalOf?: string;
   /** A join token to consume atomically with the serial reservation. */
   consumeToken?: TokenConsumption;
 }

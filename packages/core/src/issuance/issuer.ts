@@ -248,6 +248,7 @@ export class Issuer {
           ...(csr.requestsCa ? { csrRequestedCa: true } : {}),
         },
       },
+      a.renewalOf !== undefined ? { renewalOf: a.renewalOf } : {},
     );
     return { serial: hex, der, chain: [c.certificate], spiffeId, instanceId, taskId, notBefore, notAfter };
   }

@@ -26,6 +26,12 @@ export interface CertificateFilter {
   limit?: number;
 }
 
+/** Preconditions {@link CertificateStore.record} checks in its transaction. */
+export interface RecordOptions {
+  /** The serial of the certificate this one renews: it must still be unrevoked. */
+  renewalOf?: string;
+}
+
 /** A join token to consume in the same transaction as a serial reservation. */
 export interface TokenConsumption {
   tokenId: string;
@@ -49,8 +55,14 @@ export interface CertificateStore {
   /**
    * Stores the certificate of a reserved serial and appends its audit event in the same
    * durable transaction: a certificate is stored if and only if its issuance is audited.
+   *
+   * Checked inside that transaction, so a revocation or task end that commits while the
+   * certificate is being signed cannot miss it: a certificate of a task that has ended is
+   * refused with PolicyDenied `ERR_TASK_ENDED`; with `renewalOf`, a renewal whose presented
+   * certificate has been revoked meanwhile is refused with Unauthenticated
+   * `ERR_CLIENT_CERTIFICATE_REVOKED`. Nothing is stored or audited then.
    */
-  record(certificate: CertificateRecord, event: AuditEventInput): Promise<AuditEvent>;
+  record(certificate: CertificateRecord, event: AuditEventInput, options?: RecordOptions): Promise<AuditEvent>;
   get(serial: string): Promise<CertificateRecord | null>;
   list(filter: CertificateFilter): Promise<CertificateRecord[]>;
   count(): Promise<number>;

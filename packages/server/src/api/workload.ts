@@ -38,6 +38,7 @@ export function registerWorkloadRoutes(app: FastifyInstance, ctx: ApiContext): v
         ...(client.dnsNames.length ? { dnsNames: client.dnsNames } : {}),
         method: 'renewal',
         actor: client.spiffeId,
+        renewalOf: client.serial,
       };
       const issued = await ctx.o.authority.issue({ csr: body.csr, attestation, ttlSeconds: ttlSeconds(body.ttl, 'ttl') });
       ctx.metrics.issued.inc({ method: 'renewal' });
