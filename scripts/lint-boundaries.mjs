@@ -2,7 +2,9 @@
 // - core imports no node: built-in but what WebCrypto-era runtimes share, no SQL driver, no HTTP;
 // - only core/src/x509/ touches @peculiar/x509, pkijs and asn1js;
 // - packages import each other only through their package name (no reaching into ../other/src);
-// - the client SDK imports no agentca package at all.
+// - the client SDK imports no agentca package at all;
+// - in examples/, the workload side (an agent, a tool service) uses @agentca/client only, as a
+//   team copying it would: agent.ts, tool.ts, client.ts, upstream.ts import no other agentca package.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
@@ -32,11 +34,14 @@ function check(file) {
     }
     if (rel.startsWith('packages/client/src/') && (spec.startsWith('@agentca/') || spec.startsWith('../../')))
       problems.push(`${rel}: the client SDK must not depend on any agentca package (a workload never pulls in the CA)`);
+    if (/^examples\/[^/]+\/(agent|tool|client|upstream)\.ts$/.test(rel) && (spec.startsWith('@agentca/') ? spec !== '@agentca/client' : /(^|\/)packages\//.test(spec)))
+      problems.push(`${rel}: the workload side of an example uses @agentca/client only, not ${spec}`);
     if (rel.startsWith('packages/') && /^(\.\.\/)+(packages\/)?[a-z-]+\/src\//.test(spec) && !spec.startsWith('../src/'))
       problems.push(`${rel}: import ${spec} reaches into another package; use its package name`);
   }
 }
 walk(join(root, 'packages'));
+walk(join(root, 'examples'));
 if (problems.length) {
   console.error(problems.join('\n'));
   process.exit(1);

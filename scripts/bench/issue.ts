@@ -120,7 +120,7 @@ async function main() {
     await store.close();
     await backend.close();
     console.log(`machine: ${cpus().length} cores, node ${process.version}, openssl ${process.versions.openssl}`);
-    console.log(`agentca issuance (P-256, stored + audited, concurrency ${CONCURRENCY}): ${ours.toFixed(0)}/s  (${N - 200} certificates in ${secs.toFixed(2)} s; ${stored} rows stored in ${store.committedBatches} commits; ${cpuPct.toFixed(0)}% CPU = ${((cpu.user + cpu.system) / (N - 200)).toFixed(0)} µs CPU per certificate)`);
+    console.log(`agentca issuance (P-256, stored + audited, concurrency ${CONCURRENCY}): ${ours.toFixed(0)}/s  (${N - 200} certificates in ${secs.toFixed(2)} s; ${stored} rows stored in ${store.committedBatches} commits, ${store.checkpoints} off-thread checkpoints; ${cpuPct.toFixed(0)}% CPU = ${((cpu.user + cpu.system) / (N - 200)).toFixed(0)} µs CPU per certificate)`);
     if (main0 !== null && main1 !== null)
       console.log(`  main thread: ${((main1 - main0) / (N - 200)).toFixed(0)} µs CPU per certificate (the event loop's share; the rest ran on worker threads)`);
     console.log(`raw node:crypto P-256 verify+sign, one thread:                 ${raw.toFixed(0)}/s  (before ${raw1.toFixed(0)}, after ${raw2.toFixed(0)})`);

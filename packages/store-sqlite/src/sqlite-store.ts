@@ -7,6 +7,7 @@ import { SqliteCrlStore } from './crl-store.ts';
 import { openDatabase } from './database.ts';
 import { SqliteRevocationStore } from './revocation-store.ts';
 import { SqliteTokenStore } from './token-store.ts';
+import { Checkpointer } from './checkpointer.ts';
 import { WriteQueue } from './write-queue.ts';
 
 /** Options of {@link openSqliteStore}. */
@@ -41,6 +42,8 @@ export class SqliteStore {
   readonly tokens: TokenStore;
   readonly #db: Database.Database;
   readonly #queue: WriteQueue;
+  readonly #checkpointer: Checkpointer | null;
+  #closing: Promise<void> | null = null;
 
   /** @internal Use {@link openSqliteStore}. */
   constructor(db: Database.Database, options: SqliteStoreOptions = {}) {
@@ -48,8 +51,10 @@ export class SqliteStore {
     const syncInQueue = (options.sync ?? 'queue') === 'queue';
     // Only once the queue syncs the WAL itself may SQLite stop syncing at each commit.
     if (syncInQueue) db.pragma('synchronous = NORMAL');
+    this.#checkpointer = syncInQueue ? new Checkpointer(db) : null;
+    const checkpointer = this.#checkpointer;
     this.#queue = new WriteQueue(db, {
-      ...(syncInQueue ? { walPath: `${db.name}-wal` } : {}),
+      ...(checkpointer ? { walPath: `${db.name}-wal`, onSynced: () => checkpointer.committed() } : {}),
       ...(options.maxBatchSize !== undefined ? { maxBatchSize: options.maxBatchSize } : {}),
       ...(options.minBatchIntervalMs !== undefined ? { minBatchIntervalMs: options.minBatchIntervalMs } : {}),
     });
@@ -71,11 +76,19 @@ export class SqliteStore {
     return this.#queue.walSyncs;
   }
 
+  /** WAL checkpoints run off the event loop by the checkpoint worker (sync: 'queue'). */
+  get checkpoints(): number {
+    return this.#checkpointer?.checkpoints ?? 0;
+  }
+
   /** Commits the writes already queued, then closes the file. Later calls fail with `ERR_STORE_CLOSED`. */
-  async close(): Promise<void> {
-    if (!this.#db.open) return;
-    this.#queue.close();
-    this.#db.close();
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#queue.close();
+      await this.#checkpointer?.close();
+      this.#db.close();
+    })();
+    return this.#closing;
   }
 }
 

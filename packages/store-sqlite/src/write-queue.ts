@@ -57,8 +57,11 @@ export class WriteQueue {
   #syncError: Unavailable | null = null;
   #walSyncs = 0;
 
-  constructor(db: Database.Database, options: { maxBatchSize?: number; minBatchIntervalMs?: number; walPath?: string } = {}) {
+  readonly #onSynced: (() => void) | null;
+
+  constructor(db: Database.Database, options: { maxBatchSize?: number; minBatchIntervalMs?: number; walPath?: string; onSynced?: () => void } = {}) {
     this.#db = db;
+    this.#onSynced = options.onSynced ?? null;
     this.#walPath = options.walPath ?? null;
     this.#maxBatchSize = options.maxBatchSize ?? 1000;
     this.#minIntervalMs = options.minBatchIntervalMs ?? 0;
@@ -180,6 +183,7 @@ export class WriteQueue {
       else {
         this.#walSyncs++;
         for (const u of waiting) this.#settle(u.batch, u.outcomes);
+        this.#onSynced?.();
       }
       if (this.#closed) this.#closeWalFile();
       else if (this.#unsynced.length > 0) this.#sync();
