@@ -5,7 +5,7 @@
 // - the client SDK imports no agentca package at all;
 // - in examples/, the workload side (an agent, a tool service) uses @agentca/client only, as a
 //   team copying it would: agent.ts, tool.ts, client.ts, upstream.ts import no other agentca package.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -41,7 +41,7 @@ function check(file) {
   }
 }
 walk(join(root, 'packages'));
-walk(join(root, 'examples'));
+if (existsSync(join(root, 'examples'))) walk(join(root, 'examples'));
 if (problems.length) {
   console.error(problems.join('\n'));
   process.exit(1);
