@@ -9,20 +9,24 @@ import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { InvalidRequest, schemeFitsKey, toBase64, type CryptoBackend, type PublicKeyInfo, type SignatureScheme } from '@agentca/core';
 
-type Job = [id: number, format: 'jwk' | 'spki', key: unknown, hash: string | null, data: Uint8Array, signature: Uint8Array];
+/**
+ * `P-256`/`P-384`: the key is the uncompressed point, which the worker turns into a JWK
+ * (OpenSSL 3 builds a key from coordinates faster than it decodes an SPKI); `spki`: DER.
+ */
+type KeyFormat = 'P-256' | 'P-384' | 'spki';
+type Job = [id: number, format: KeyFormat, key: Uint8Array, hash: string | null, data: Uint8Array, signature: Uint8Array];
 
 const b64url = (b: Uint8Array) => toBase64(b).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 
-/** EC keys as JWK: OpenSSL 3 builds a key from coordinates faster than it decodes an SPKI. */
-function keyForWorker(key: PublicKeyInfo): { format: 'jwk' | 'spki'; key: unknown } {
-  if (key.family === 'ec-p256' || key.family === 'ec-p384') {
-    const n = key.bits / 8;
-    return {
-      format: 'jwk',
-      key: { kty: 'EC', crv: key.family === 'ec-p256' ? 'P-256' : 'P-384', x: b64url(key.keyBytes.subarray(1, 1 + n)), y: b64url(key.keyBytes.subarray(1 + n)) },
-    };
-  }
+function keyForWorker(key: PublicKeyInfo): { format: KeyFormat; key: Uint8Array } {
+  if (key.family === 'ec-p256') return { format: 'P-256', key: key.keyBytes };
+  if (key.family === 'ec-p384') return { format: 'P-384', key: key.keyBytes };
   return { format: 'spki', key: key.spki };
+}
+
+function ecJwk(crv: 'P-256' | 'P-384', point: Uint8Array): JsonWebKey {
+  const n = crv === 'P-256' ? 32 : 48;
+  return { kty: 'EC', crv, x: b64url(point.subarray(1, 1 + n)), y: b64url(point.subarray(1 + n)) };
 }
 
 export interface NodeCryptoBackendOptions {
@@ -58,7 +62,13 @@ export class NodeCryptoBackend implements CryptoBackend {
     if (!schemeFitsKey(scheme, key)) return Promise.resolve(false);
     const hash = scheme.hash === null ? null : scheme.hash.replace('-', '').toLowerCase();
     const { format, key: k } = keyForWorker(key);
-    if (this.#workers.length === 0) return Promise.resolve(verifyHere(format, k, hash, data, signature, key));
+    if (this.#workers.length === 0) {
+      try {
+        return Promise.resolve(verifyHere(format, k, hash, data, signature, key));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
     const id = this.#nextId++;
     if (this.#nextId > 0x7fffffff) this.#nextId = 1;
     return new Promise<boolean>((resolve, reject) => {
@@ -103,10 +113,10 @@ export class NodeCryptoBackend implements CryptoBackend {
   }
 }
 
-function verifyHere(format: 'jwk' | 'spki', key: unknown, hash: string | null, data: Uint8Array, signature: Uint8Array, info: PublicKeyInfo): boolean {
+function verifyHere(format: KeyFormat, key: Uint8Array, hash: string | null, data: Uint8Array, signature: Uint8Array, info: PublicKeyInfo): boolean {
   let k;
   try {
-    k = format === 'jwk' ? createPublicKey({ key: key as JsonWebKey, format: 'jwk' }) : createPublicKey({ key: Buffer.from(key as Uint8Array), format: 'der', type: 'spki' });
+    k = format === 'spki' ? createPublicKey({ key: Buffer.from(key), format: 'der', type: 'spki' }) : createPublicKey({ key: ecJwk(format, key), format: 'jwk' });
   } catch {
     throw new InvalidRequest('ERR_CSR_KEY_INVALID', `the ${info.family} public key is not valid`);
   }

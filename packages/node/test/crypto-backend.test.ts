@@ -1,0 +1,65 @@
+import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { AgentCAError, parseSpkiDer, signatureSchemeFor, type KeyAlgorithm } from '@agentca/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { NodeCryptoBackend } from '../src/index.ts';
+
+const data = new TextEncoder().encode('a CertificationRequestInfo, more or less');
+
+function keyPair(alg: KeyAlgorithm): { privateKey: KeyObject; publicKey: KeyObject } {
+  switch (alg) {
+    case 'ec-p256':
+      return generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    case 'ec-p384':
+      return generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    case 'ed25519':
+      return generateKeyPairSync('ed25519');
+    default:
+      return generateKeyPairSync('rsa', { modulusLength: Number(alg.slice(4)) });
+  }
+}
+
+function signed(alg: KeyAlgorithm) {
+  const { privateKey, publicKey } = keyPair(alg);
+  const info = parseSpkiDer(new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })));
+  const scheme = signatureSchemeFor(alg);
+  const hash = scheme.hash === null ? null : scheme.hash.replace('-', '').toLowerCase();
+  const signature = new Uint8Array(sign(hash, data, { key: privateKey, ...(alg.startsWith('ec-') ? { dsaEncoding: 'der' as const } : {}) }));
+  return { info, scheme, signature };
+}
+
+const backends = { 'two worker threads': new NodeCryptoBackend({ workers: 2 }), 'the calling thread': new NodeCryptoBackend({ workers: 0 }) };
+afterAll(async () => {
+  for (const b of Object.values(backends)) await b.close();
+});
+
+describe.each(Object.entries(backends))('NodeCryptoBackend on %s', (_name, backend) => {
+  it.each(['ec-p256', 'ec-p384', 'ed25519', 'rsa-2048'] as KeyAlgorithm[])('verifies a %s signature, and refuses it over other data or bytes', async (alg) => {
+    const { info, scheme, signature } = signed(alg);
+    expect(await backend.verify(info, scheme, data, signature)).toBe(true);
+    expect(await backend.verify(info, scheme, data.subarray(1), signature)).toBe(false);
+    const bad = signature.slice();
+    bad[bad.length - 1]! ^= 1;
+    expect(await backend.verify(info, scheme, data, bad)).toBe(false);
+    expect(await backend.verify(info, scheme, data, new Uint8Array(0))).toBe(false);
+  });
+
+  it('answers many concurrent verifications each with its own result', async () => {
+    const jobs = Array.from({ length: 200 }, (_, i) => ({ ...signed(i % 2 ? 'ec-p256' : 'ed25519'), good: i % 3 !== 0 }));
+    const results = await Promise.all(jobs.map((j) => backend.verify(j.info, j.scheme, j.good ? data : data.subarray(2), j.signature)));
+    expect(results).toEqual(jobs.map((j) => j.good));
+  });
+
+  it.each(['ec-p256', 'ec-p384'] as KeyAlgorithm[])('refuses a %s point off the curve with ERR_CSR_KEY_INVALID', async (alg) => {
+    const { info, scheme, signature } = signed(alg);
+    const point = info.keyBytes.slice();
+    point[point.length - 1]! ^= 1;
+    const e = await backend.verify({ ...info, keyBytes: point }, scheme, data, signature).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(AgentCAError);
+    expect(e).toMatchObject({ code: 'ERR_CSR_KEY_INVALID', message: `the ${alg} public key is not valid` });
+  });
+
+  it('does not verify with a scheme that does not fit the key', async () => {
+    const { info, signature } = signed('ec-p256');
+    expect(await backend.verify(info, signatureSchemeFor('ed25519'), data, signature)).toBe(false);
+  });
+});
