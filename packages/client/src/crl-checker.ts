@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { verify, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { readTlv, type DerNode } from './der.ts';
-import { authorizePeer, type PeerPolicy } from './peer.ts';
+import { children, expectTag as expectDer, isTime, readTime as readDerTime, readTlv, whole, type DerNode } from './der.ts';
+import { subjectDer, verifySignature } from './signature.ts';
 
 /** Options of a {@link CrlChecker}. */
 export interface CrlCheckerOptions {
@@ -48,12 +48,6 @@ export function normalizeSerial(hex: string): string {
   return h === '' ? '0' : h;
 }
 
-const SIGNATURE_ALGORITHMS: Record<string, { hash: string | null; key: 'ec' | 'rsa' | 'ed25519' }> = {
-  '2a8648ce3d040302': { hash: 'sha256', key: 'ec' }, // ecdsa-with-SHA256
-  '2a8648ce3d040303': { hash: 'sha384', key: 'ec' }, // ecdsa-with-SHA384
-  '2a864886f70d01010b': { hash: 'sha256', key: 'rsa' }, // sha256WithRSAEncryption
-  '2b6570': { hash: null, key: 'ed25519' }, // id-Ed25519
-};
 const OID_CRL_NUMBER = '551d14'; // 2.5.29.20
 
 /** A CertificateList (RFC 5280 §5.1) as read, before its signature is checked. */
@@ -68,51 +62,13 @@ export interface ParsedCrl extends CrlInfo {
 }
 
 function expectTag<T extends DerNode>(node: T | undefined, tag: number, what: string): T {
-  if (!node || node.tag !== tag) throw new Error(`crl: expected ${what}`);
-  return node;
+  return expectDer(node, tag, `crl: expected ${what}`);
 }
 
-/** A TLV with the offset of its tag byte, so the whole encoding (as signed) can be cut out. */
-interface Tlv extends DerNode {
-  at: number;
-}
-
-/** The TLVs directly inside `node`, each with its header offset (der.ts's `children` gives content only). */
-function children(buf: Buffer, node: DerNode): Tlv[] {
-  const out: Tlv[] = [];
-  for (let p = node.start; p < node.end; ) {
-    const c = readTlv(buf, p);
-    if (c.end > node.end) throw new RangeError('der: child overruns its parent');
-    out.push({ ...c, at: p });
-    p = c.end;
-  }
-  return out;
-}
-
-/** The whole encoding (tag, length, content) of `node`. */
-function whole(buf: Buffer, node: Tlv): Buffer {
-  return buf.subarray(node.at, node.end);
-}
-
-/** UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), as RFC 5280 restricts them. */
+/** UTCTime or GeneralizedTime, as RFC 5280 restricts them. */
 export function readTime(buf: Buffer, node: DerNode): Date {
-  const s = buf.subarray(node.start, node.end).toString('latin1');
-  let m: RegExpExecArray | null;
-  let year: number;
-  if (node.tag === 0x17 && (m = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s))) {
-    const yy = Number(m[1]);
-    year = yy >= 50 ? 1900 + yy : 2000 + yy;
-  } else if (node.tag === 0x18 && (m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s))) {
-    year = Number(m[1]);
-  } else {
-    throw new Error('crl: bad time');
-  }
-  const d = Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
-  if (Number.isNaN(d)) throw new Error('crl: bad time');
-  return new Date(d);
+  return readDerTime(buf, node, 'crl');
 }
-
-const isTime = (n: DerNode | undefined): boolean => n !== undefined && (n.tag === 0x17 || n.tag === 0x18);
 
 /** Reads a DER CRL: tbsCertList fields, the signature algorithm and value. Throws on anything malformed. */
 export function parseCrl(der: Uint8Array): ParsedCrl {
@@ -166,24 +122,10 @@ export function parseCrl(der: Uint8Array): ParsedCrl {
   return { tbs: Buffer.from(whole(buf, tbsNode!)), signatureAlgorithm, signature, issuer, thisUpdate, nextUpdate, crlNumber, revoked };
 }
 
-/** The DER of the subject Name of a certificate. */
-function subjectDer(cert: X509Certificate): Buffer {
-  const buf = cert.raw;
-  const tbs = children(buf, readTlv(buf, 0))[0]!;
-  const f = children(buf, tbs);
-  const i = f[0]?.tag === 0xa0 ? 1 : 0; // [0] version
-  // serialNumber, signature, issuer, validity, subject
-  return Buffer.from(whole(buf, f[i + 4]!));
-}
-
 /** Throws unless `crl` is signed by `issuer`'s key with the algorithm it names, and names `issuer` as its issuer. */
 export function verifyCrlSignature(crl: ParsedCrl, issuer: X509Certificate): void {
-  const alg = SIGNATURE_ALGORITHMS[crl.signatureAlgorithm];
-  if (!alg) throw new Error(`crl: unsupported signature algorithm (OID ${crl.signatureAlgorithm})`);
-  const keyType = issuer.publicKey.asymmetricKeyType;
-  if (keyType !== alg.key) throw new Error(`crl: signature algorithm does not match the issuer's ${keyType} key`);
   if (!crl.issuer.equals(subjectDer(issuer))) throw new Error('crl: issued by another CA');
-  if (!verify(alg.hash, crl.tbs, issuer.publicKey, crl.signature)) throw new Error('crl: signature does not verify');
+  verifySignature('crl', crl.signatureAlgorithm, crl.tbs, crl.signature, issuer.publicKey);
 }
 
 /**
@@ -351,17 +293,4 @@ export class CrlChecker extends EventEmitter<CrlCheckerEvents> {
     const error = e instanceof Error ? e : new Error(String(e));
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
-}
-
-/**
- * {@link authorizePeer} and then the revocation check: true when the peer's chain verified,
- * its SPIFFE ID is allowed, and its serial is `good` on a current CRL (fail closed).
- *
- * @example
- * ```ts
- * if (!authorizePeerWithRevocation(req.socket as tls.TLSSocket, ['spiffe://example.org/agent/billing'], checker)) res.writeHead(403).end();
- * ```
- */
-export function authorizePeerWithRevocation(socket: TLSSocket, allow: PeerPolicy, checker: CrlChecker): boolean {
-  return authorizePeer(socket, allow) && checker.isAllowed(socket);
 }

@@ -36,6 +36,10 @@ const PERMANENT = new Set([
   'ERR_CLIENT_CERTIFICATE_UNKNOWN',
   'ERR_CLIENT_CERTIFICATE_UNTRUSTED',
   'ERR_PROFILE_NOT_RENEWABLE',
+  // The request itself is refused by policy: the same TTL or key type again cannot pass.
+  'ERR_TTL_INVALID',
+  'ERR_TTL_TOO_LONG',
+  'ERR_KEY_ALGORITHM_NOT_ALLOWED',
   'ERR_TASK_ENDED',
   'ERR_TASK_EXPIRED',
   'ERR_TASK_UNKNOWN',

@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import { Agent, type AgentOptions, type RequestOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { randomInt, X509Certificate, type KeyObject } from 'node:crypto';
-import { connect, createSecureContext, type ConnectionOptions, type PeerCertificate, type SecureContext, type Server, type TlsOptions } from 'node:tls';
+import { connect, createSecureContext, type ConnectionOptions, type PeerCertificate, type SecureContext, type Server, type TLSSocket, type TlsOptions } from 'node:tls';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Agent as UndiciAgent, Dispatcher, buildConnector } from 'undici';
 import { postJson, type IssuedCertificate, type RetireAnswer } from './api.ts';
 import { createCsr, generateWorkloadKey, type WorkloadKey } from './csr.ts';
 import { AgentCAClientError } from './errors.ts';
@@ -49,6 +51,8 @@ interface Material {
   issued: IssuedCertificate;
   receivedAt: number;
   context: SecureContext;
+  /** 0 for the bootstrap certificate, +1 per rotation. */
+  generation: number;
 }
 
 /** setTimeout's ceiling (2^31 - 1 ms); longer waits are re-armed when they fire. */
@@ -115,7 +119,7 @@ export class AgentIdentity extends EventEmitter<AgentIdentityEvents> {
       bearer,
       timeoutMs: options.timeoutMs,
     });
-    const material = buildMaterial(key, issued, options.caBundle, null);
+    const material = buildMaterial(key, issued, options.caBundle, null, 0);
     return new AgentIdentity(options, material, renewAt, jitter);
   }
 
@@ -180,7 +184,9 @@ export class AgentIdentity extends EventEmitter<AgentIdentityEvents> {
    * rotation needs no restart) and verifies the server against the trust bundle and by SPIFFE
    * ID, not host name: the server's certificate must carry exactly one SPIFFE ID, one of
    * `allow` (default: any ID in this identity's trust domain). TLS sessions are not resumed,
-   * so the peer always sees the certificate of the moment.
+   * so the peer always sees the certificate of the moment. With `keepAlive`, a connection made
+   * before a rotation finishes the request it carries and is not reused: the next request opens
+   * a connection with the new certificate.
    *
    * @example
    * ```ts
@@ -191,20 +197,107 @@ export class AgentIdentity extends EventEmitter<AgentIdentityEvents> {
   httpsAgent(options: AgentOptions & { allow?: PeerPolicy } = {}): Agent {
     const { allow, ...agentOptions } = options;
     const identity = this;
-    const trustDomain = trustDomainOf(this.spiffeId);
-    const policy: PeerPolicy = allow ?? ((id) => trustDomainOf(id) === trustDomain);
-    const verify = (host: string, cert: PeerCertificate): Error | undefined => {
-      const id = spiffeIdFromSubjectAltName(cert.subjectaltname ?? '');
-      if (id === null) return new AgentCAClientError('ERR_PEER_NOT_SPIFFE', `the server at ${host} presented no single SPIFFE ID`);
-      const ok = typeof policy === 'function' ? policy(id) === true : policy.includes(id);
-      return ok ? undefined : new AgentCAClientError('ERR_PEER_NOT_ALLOWED', `the server at ${host} is ${id}, which is not allowed`);
-    };
+    const verify = this.#serverVerifier(allow);
+    const generations = new WeakMap<object, number>();
+    const names = new WeakMap<object, string>();
     class CurrentIdentityAgent extends Agent {
       override createConnection(connectOptions: RequestOptions): Duplex {
-        return connect({ ...(connectOptions as ConnectionOptions), secureContext: identity.secureContext(), rejectUnauthorized: true, checkServerIdentity: verify, session: undefined });
+        const m = identity.#material;
+        // Idle connections made with an earlier certificate will never be used again: close them.
+        for (const list of Object.values(this.freeSockets)) for (const s of list ?? []) if (generations.get(s) !== m.generation) s.destroy();
+        const socket = connect({ ...(connectOptions as ConnectionOptions), secureContext: m.context, rejectUnauthorized: true, checkServerIdentity: verify, session: undefined });
+        generations.set(socket, m.generation);
+        return socket;
+      }
+      // Pools are per name: a new generation gets a new pool, so no request after a rotation
+      // rides an older connection. Node names a socket again (to free or remove it) from the
+      // options object it was made with: that object keeps the name it got first.
+      override getName(o?: Parameters<Agent['getName']>[0]): string {
+        if (!o) return `${super.getName(o)}:agentca-${identity.#material.generation}`;
+        let name = names.get(o);
+        if (name === undefined) names.set(o, (name = `${super.getName(o)}:agentca-${identity.#material.generation}`));
+        return name;
+      }
+      // Node's keepSocketAlive returns whether to keep the socket (typed void in @types/node).
+      override keepSocketAlive(socket: Duplex): void {
+        if (generations.get(socket) !== identity.#material.generation) return false as unknown as void;
+        return super.keepSocketAlive(socket);
       }
     }
     return new CurrentIdentityAgent({ ...agentOptions, maxCachedSessions: 0 });
+  }
+
+  /**
+   * An undici dispatcher for `fetch` (undici's, or Node's global one) and undici's `request`:
+   * like {@link httpsAgent}, every connection presents the current certificate and checks the
+   * server against the bundle and by SPIFFE ID (`allow`, default: this trust domain). Connections
+   * are pooled per certificate: after a rotation, requests go to a new pool (new connections, the
+   * new certificate) and the previous pool closes once its requests finish, so no request is cut
+   * and none rides a connection made with a certificate no longer current. Other options are
+   * undici `Agent` options (`connections`, `keepAliveTimeout`…). `close()` it when done.
+   *
+   * @example
+   * ```ts
+   * import { fetch } from 'undici';
+   * const dispatcher = identity.dispatcher({ allow: ['spiffe://example.org/svc/billing'] });
+   * const res = await fetch('https://billing.internal:9443/invoices', { dispatcher });
+   * ```
+   */
+  dispatcher(options: Omit<UndiciAgent.Options, 'connect'> & { allow?: PeerPolicy; connectTimeoutMs?: number } = {}): Dispatcher {
+    const { allow, connectTimeoutMs, ...agentOptions } = options;
+    const identity = this;
+    const verify = this.#serverVerifier(allow);
+    const agentFor = (m: Material): UndiciAgent => {
+      const connector = buildConnector({ secureContext: m.context, rejectUnauthorized: true, checkServerIdentity: verify, maxCachedSessions: 0, ...(connectTimeoutMs !== undefined ? { timeout: connectTimeoutMs } : {}) });
+      const agent = new UndiciAgent({ ...agentOptions, connect: connector });
+      // Callers that honour backpressure wait for the dispatcher's own events.
+      for (const event of ['drain', 'connect', 'disconnect', 'connectionError']) (agent as EventEmitter).on(event, (...args: unknown[]) => (wrapper as EventEmitter).emit(event, ...args));
+      return agent;
+    };
+    let generation = this.#material.generation;
+    let current: UndiciAgent;
+    let closed = false;
+    const retiring = new Set<UndiciAgent>();
+    const forNow = (): UndiciAgent => {
+      const m = identity.#material;
+      if (m.generation !== generation && !closed) {
+        const old = current;
+        generation = m.generation;
+        current = agentFor(m);
+        retiring.add(old);
+        // close() lets queued and running requests finish, then closes the connections.
+        void old.close().finally(() => retiring.delete(old));
+      }
+      return current;
+    };
+    class CurrentIdentityDispatcher extends Dispatcher {
+      override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+        return forNow().dispatch(opts, handler);
+      }
+      override close(): Promise<void>;
+      override close(callback: () => void): void;
+      override close(callback?: () => void): Promise<void> | void {
+        closed = true;
+        const done = Promise.all([current.close(), ...[...retiring].map((a) => a.close())]).then(() => undefined);
+        if (!callback) return done;
+        void done.then(callback, callback);
+      }
+      override destroy(): Promise<void>;
+      override destroy(err: Error | null): Promise<void>;
+      override destroy(callback: () => void): void;
+      override destroy(err: Error | null, callback: () => void): void;
+      override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
+        closed = true;
+        const err = typeof a === 'function' ? null : (a ?? null);
+        const callback = typeof a === 'function' ? a : b;
+        const done = Promise.all([current.destroy(err), ...[...retiring].map((x) => x.destroy(err))]).then(() => undefined);
+        if (!callback) return done;
+        void done.then(callback, callback);
+      }
+    }
+    const wrapper = new CurrentIdentityDispatcher();
+    current = agentFor(this.#material);
+    return wrapper;
   }
 
   /**
@@ -234,7 +327,10 @@ export class AgentIdentity extends EventEmitter<AgentIdentityEvents> {
 
   /**
    * Replaces `server`'s default certificate on every rotation (`server.setSecureContext`),
-   * until the server closes.
+   * until the server closes. For an `https.Server`, a kept-alive connection made with an earlier
+   * certificate is also closed after the response it carries (`Connection: close`), so clients
+   * move to the current certificate within one request instead of riding the old one past its
+   * expiry.
    *
    * @example
    * ```ts
@@ -245,6 +341,16 @@ export class AgentIdentity extends EventEmitter<AgentIdentityEvents> {
     const update = (): void => server.setSecureContext(this.#tlsMaterial());
     this.on('rotated', update);
     server.once('close', () => this.off('rotated', update));
+    if (typeof (server as { closeIdleConnections?: unknown }).closeIdleConnections !== 'function') return; // not an HTTP server
+    const servedWith = new WeakMap<object, string>();
+    const drainOld = (req: IncomingMessage, res: ServerResponse): void => {
+      const socket = req.socket as TLSSocket;
+      let serial = servedWith.get(socket);
+      if (serial === undefined) servedWith.set(socket, (serial = normalizeHex((socket.getCertificate?.() as PeerCertificate | null)?.serialNumber ?? '')));
+      if (serial !== normalizeHex(this.serial)) res.setHeader('connection', 'close');
+    };
+    server.prependListener('request', drainOld);
+    server.once('close', () => server.off('request', drainOld));
   }
 
   /**
@@ -268,7 +374,7 @@ export class AgentIdentity extends EventEmitter<AgentIdentityEvents> {
       timeoutMs: this.#timeoutMs,
     });
     if (this.#closed) return;
-    this.#material = buildMaterial(key, issued, this.caBundle, current.issued.spiffeId);
+    this.#material = buildMaterial(key, issued, this.caBundle, current.issued.spiffeId, current.generation + 1);
     this.#failures = 0;
     this.#expired = false;
     this.#armExpiry();
@@ -303,6 +409,18 @@ export class AgentIdentity extends EventEmitter<AgentIdentityEvents> {
     this.#closed = true;
     clearTimeout(this.#renewTimer);
     clearTimeout(this.#expiryTimer);
+  }
+
+  /** `checkServerIdentity` for calls out: exactly one SPIFFE ID, allowed by `allow` (default: this trust domain). */
+  #serverVerifier(allow: PeerPolicy | undefined): (host: string, cert: PeerCertificate) => Error | undefined {
+    const trustDomain = trustDomainOf(this.spiffeId);
+    const policy: PeerPolicy = allow ?? ((id) => trustDomainOf(id) === trustDomain);
+    return (host, cert) => {
+      const id = spiffeIdFromSubjectAltName(cert.subjectaltname ?? '');
+      if (id === null) return new AgentCAClientError('ERR_PEER_NOT_SPIFFE', `the server at ${host} presented no single SPIFFE ID`);
+      const ok = typeof policy === 'function' ? policy(id) === true : policy.includes(id);
+      return ok ? undefined : new AgentCAClientError('ERR_PEER_NOT_ALLOWED', `the server at ${host} is ${id}, which is not allowed`);
+    };
   }
 
   #tlsMaterial(): { key: string; cert: string; ca: string } {
@@ -375,7 +493,7 @@ function requestBody(csr: string, ttlSeconds: number | undefined): { csr: string
  * Checks what the CA answered before using it (after SPIRE's credvalidator): the leaf holds
  * our new public key and, on renewal, the same SPIFFE ID.
  */
-function buildMaterial(key: WorkloadKey, issued: IssuedCertificate, caBundle: string, expectedId: string | null): Material {
+function buildMaterial(key: WorkloadKey, issued: IssuedCertificate, caBundle: string, expectedId: string | null, generation: number): Material {
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(issued.certificate);
@@ -388,7 +506,11 @@ function buildMaterial(key: WorkloadKey, issued: IssuedCertificate, caBundle: st
     throw new AgentCAClientError('ERR_SERVER_RESPONSE', `the CA answered a certificate for ${id ?? 'no SPIFFE ID'}, expected ${expectedId ?? issued.spiffeId}`);
   const keyPem = key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   const context = createSecureContext({ key: keyPem, cert: issued.certificate + issued.chain, ca: caBundle });
-  return { key, keyPem, issued, receivedAt: Date.now(), context };
+  return { key, keyPem, issued, receivedAt: Date.now(), context, generation };
+}
+
+function normalizeHex(hex: string): string {
+  return hex.toLowerCase().replace(/^0+/, '');
 }
 
 function trustDomainOf(spiffeId: string): string {

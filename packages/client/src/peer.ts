@@ -1,4 +1,6 @@
 import type { TLSSocket } from 'node:tls';
+import { CrlChecker } from './crl-checker.ts';
+import type { OcspChecker } from './ocsp-checker.ts';
 
 /**
  * The SPIFFE ID of the peer: the single URI SAN of its certificate, or `null` when there is
@@ -51,4 +53,23 @@ export function authorizePeer(socket: TLSSocket, allow: PeerPolicy): boolean {
   const id = peerSpiffeId(socket);
   if (id === null) return false;
   return typeof allow === 'function' ? allow(id) === true : allow.includes(id);
+}
+
+/**
+ * {@link authorizePeer} and then the revocation check: true when the peer's chain verified, its
+ * SPIFFE ID is allowed, and its serial is `good` — on a current CRL (a {@link CrlChecker}: answers
+ * at once) or in a verified OCSP answer (an {@link OcspChecker}: answers a promise). It fails
+ * closed: a revocation status that cannot be established is a refusal.
+ *
+ * @example
+ * ```ts
+ * if (!authorizePeerWithRevocation(req.socket as tls.TLSSocket, ['spiffe://example.org/agent/billing'], crl)) res.writeHead(403).end();
+ * if (!(await authorizePeerWithRevocation(req.socket as tls.TLSSocket, ['spiffe://example.org/agent/billing'], ocsp))) res.writeHead(403).end();
+ * ```
+ */
+export function authorizePeerWithRevocation(socket: TLSSocket, allow: PeerPolicy, checker: CrlChecker): boolean;
+export function authorizePeerWithRevocation(socket: TLSSocket, allow: PeerPolicy, checker: OcspChecker): Promise<boolean>;
+export function authorizePeerWithRevocation(socket: TLSSocket, allow: PeerPolicy, checker: CrlChecker | OcspChecker): boolean | Promise<boolean> {
+  if (checker instanceof CrlChecker) return authorizePeer(socket, allow) && checker.isAllowed(socket);
+  return authorizePeer(socket, allow) ? checker.isAllowed(socket) : Promise.resolve(false);
 }

@@ -12,7 +12,8 @@ import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, removeTempDirs, tempDir, listed } from '../../../test/support/cli.ts';
-import { freePort, startServe, type Served } from '../../../test/support/serve.ts';
+import { freePort, startServe, waitFor, type Served } from '../../../test/support/serve.ts';
+import { fetch as undiciFetch } from 'undici';
 import { AgentCAClientError, AgentIdentity, authorizePeer, createCsr, generateWorkloadKey, peerSpiffeId, renewalDelayMs, retryDelayMs } from '../src/index.ts';
 import { spiffeIdFromSubjectAltName } from '../src/peer.ts';
 
@@ -197,31 +198,73 @@ describe('against agentca serve', () => {
     }
   }, 30_000);
 
-  it('keeps the current certificate and backs off while the CA is down, then recovers', async () => {
+  it('CA stopped during the renewal window: keeps its certificate, backs off, recovers; no request fails meanwhile', async () => {
+    const svc = await boot('spiffe://example.org/svc/steady');
     const identity = await boot('spiffe://example.org/agent/patient', { ttlSeconds: 60, renewAt: 0.05, jitter: 0, retry: { initialMs: 200, maxMs: 1000 } });
+    const { server: s, url } = await service(svc, [identity.spiffeId]);
+    const dispatcher = identity.dispatcher({ allow: [svc.spiffeId] });
     const serial = identity.serial;
     const certificate = identity.certificate;
+    const renewalDue = Date.now() + 3000; // 0.05 of 60 s
     await serve.stop();
-    const failures: { code: string; retryInMs: number | null }[] = [];
-    identity.on('renewal-failed', ({ error, retryInMs }) => failures.push({ code: error.code, retryInMs }));
-    await new Promise<void>((resolve) => {
-      const check = (): void => void (failures.length >= 4 ? resolve() : setTimeout(check, 50));
-      check();
-    });
-    expect(failures.slice(0, 4)).toEqual([
+    const stoppedAt = Date.now();
+
+    // Steady mTLS traffic from before the renewal window to after the recovery.
+    const calls: { at: number; status?: number; serial?: string; error?: string }[] = [];
+    let running = true;
+    const traffic = (async () => {
+      while (running) {
+        const at = Date.now();
+        try {
+          const res = await undiciFetch(url, { dispatcher });
+          const body = (await res.json()) as { serial: string };
+          calls.push({ at, status: res.status, serial: stripZeros(body.serial) });
+        } catch (e) {
+          calls.push({ at, error: String((e as Error).cause ?? e) });
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+
+    const failures: { code: string; retryInMs: number | null; at: number }[] = [];
+    identity.on('renewal-failed', ({ error, retryInMs }) => failures.push({ code: error.code, retryInMs, at: Date.now() }));
+    await waitFor('four failed renewals', async () => failures.length >= 4, 15_000, 20);
+    expect(failures.slice(0, 4).map(({ code, retryInMs }) => ({ code, retryInMs }))).toEqual([
       { code: 'ERR_SERVER_UNREACHABLE', retryInMs: 200 },
       { code: 'ERR_SERVER_UNREACHABLE', retryInMs: 400 },
       { code: 'ERR_SERVER_UNREACHABLE', retryInMs: 800 },
       { code: 'ERR_SERVER_UNREACHABLE', retryInMs: 1000 },
     ]);
+    // The first attempt came at the renewal point, with the CA already gone; each retry waited its backoff.
+    expect(failures[0]!.at).toBeGreaterThanOrEqual(Math.max(stoppedAt, renewalDue - 500));
+    for (let i = 1; i < 4; i++) expect(failures[i]!.at - failures[i - 1]!.at).toBeGreaterThanOrEqual(failures[i - 1]!.retryInMs! - 20);
     expect(identity.serial).toBe(serial);
     expect(identity.certificate).toBe(certificate);
+    expect(identity.notAfter.getTime()).toBeGreaterThan(Date.now());
+
     serve = await startCa();
-    const [rotated] = (await once(identity, 'rotated')) as [{ serial: string }];
+    const [rotated] = (await once(identity, 'rotated')) as [{ serial: string; notAfter: Date }];
+    const recoveredAt = Date.now();
     expect(rotated.serial).not.toBe(serial);
     expect(identity.serial).toBe(rotated.serial);
+    await new Promise((r) => setTimeout(r, 500));
+    running = false;
+    await traffic;
+    await dispatcher.close();
+    s.close();
+
+    console.log(`ca-outage: ${JSON.stringify({ requests: calls.length, failed: calls.filter((c) => c.status !== 200).length, renewalFailures: failures.map((f) => f.retryInMs), outageMs: recoveredAt - stoppedAt })}`);
+    // No request failed while the old certificate was valid; during the outage every request
+    // presented it, and after the recovery the new one.
+    expect(calls.filter((c) => c.status !== 200)).toEqual([]);
+    const during = calls.filter((c) => c.at >= failures[0]!.at && c.at < failures.at(-1)!.at);
+    expect(during.length).toBeGreaterThan(10);
+    for (const c of during) expect(c.serial).toBe(stripZeros(serial));
+    const after = calls.filter((c) => c.at > recoveredAt);
+    expect(after.length).toBeGreaterThan(0);
+    for (const c of after) expect(c.serial).toBe(stripZeros(rotated.serial));
     identity.close();
-  }, 30_000);
+  }, 60_000);
 
   it('retire() revokes every certificate of the instance and stops renewing', async () => {
     const identity = await boot('spiffe://example.org/agent/retiring');

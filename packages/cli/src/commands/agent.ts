@@ -3,7 +3,9 @@
  * Node SDK, writes key.pem (0600), cert.pem (leaf + chain) and bundle.pem atomically, rewrites
  * them on every rotation, then runs --exec and/or signals a process so it reloads them. One JSON
  * log line per event on stderr (never the token or the key). SIGTERM/SIGINT: optionally retire
- * the instance, then stop.
+ * the instance, then stop. When renewal stops for good (a permanent refusal such as a revoked
+ * certificate or an ended task, or expiry without a successful renewal) it exits 1 with the
+ * one-line error.
  */
 import type { Command } from 'commander';
 import { exec } from 'node:child_process';
@@ -138,13 +140,35 @@ export function register(program: Command, io: CliIo): void {
         log('rotated', { serial, notAfter: notAfter.toISOString() });
         notify();
       });
-      identity.on('renewal-failed', ({ error, retryInMs }) => log('renewal-failed', { code: error.code, status: error.status, message: error.message, retryInMs }));
+      let lastFailure: AgentCAClientError | null = null;
+      identity.on('renewal-failed', ({ error, retryInMs }) => {
+        lastFailure = error;
+        log('renewal-failed', { code: error.code, status: error.status, message: error.message, retryInMs });
+      });
       identity.on('expired', () => log('expired', { serial: identity.serial, notAfter: identity.notAfter.toISOString() }));
 
-      // The SDK's timers are unref'd: this keeps the sidecar alive until a signal ends it.
+      // The SDK's timers are unref'd: this keeps the sidecar alive until a signal ends it, or
+      // renewal stops for good (the CA refused for good, or the certificate expired unrenewed):
+      // then the sidecar exits non-zero so its supervisor sees it, instead of serving stale files.
       const keepAlive = setInterval(() => {}, 1 << 30);
-      await new Promise<void>((resolve) => {
+      await new Promise<void>((resolve, reject) => {
         let stopping = false;
+        const fail = (err: Error): void => {
+          if (stopping) return;
+          stopping = true;
+          identity.close();
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          clearInterval(keepAlive);
+          reject(err);
+        };
+        identity.on('renewal-failed', ({ error, retryInMs }) => {
+          if (retryInMs === null) fail(toCliError(new AgentCAClientError(error.code, `renewal refused for good: ${error.message}`, error.status)));
+        });
+        identity.on('expired', () => {
+          const last = lastFailure ? `; last attempt: ${lastFailure.message}` : '';
+          fail(new Unavailable('ERR_CERTIFICATE_EXPIRED', `certificate ${identity.serial} expired at ${identity.notAfter.toISOString()} without a successful renewal${last}`));
+        });
         const stop = (signal: NodeJS.Signals): void => {
           if (stopping) return;
           stopping = true;
