@@ -4,7 +4,8 @@
 // - packages import each other only through their package name (no reaching into ../other/src);
 // - the client SDK imports no agentca package at all;
 // - in examples/, the workload side (an agent, a tool service) uses @agentca/client only, as a
-//   team copying it would: agent.ts, tool.ts, client.ts, upstream.ts import no other agentca package.
+//   team copying it would: agent.ts, tool.ts, client.ts, upstream.ts import no other agentca package;
+// - only store-postgres imports pg, and it depends on @agentca/core alone.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
@@ -36,6 +37,11 @@ function check(file) {
       problems.push(`${rel}: the client SDK must not depend on any agentca package (a workload never pulls in the CA)`);
     if (/^examples\/[^/]+\/(agent|tool|client|upstream)\.ts$/.test(rel) && (spec.startsWith('@agentca/') ? spec !== '@agentca/client' : /(^|\/)packages\//.test(spec)))
       problems.push(`${rel}: the workload side of an example uses @agentca/client only, not ${spec}`);
+    // The PostgreSQL driver stays in its store package; everything else reaches a store through the ports.
+    if (spec === 'pg' && rel.startsWith('packages/') && !rel.startsWith('packages/store-postgres/'))
+      problems.push(`${rel}: only @agentca/store-postgres may import pg`);
+    if (rel.startsWith('packages/store-postgres/src/') && spec.startsWith('@agentca/') && spec !== '@agentca/core')
+      problems.push(`${rel}: the PostgreSQL store depends on @agentca/core only, not ${spec}`);
     if (rel.startsWith('packages/') && /^(\.\.\/)+(packages\/)?[a-z-]+\/src\//.test(spec) && !spec.startsWith('../src/'))
       problems.push(`${rel}: import ${spec} reaches into another package; use its package name`);
   }

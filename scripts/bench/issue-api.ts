@@ -13,6 +13,14 @@
  * models many agents, not one client hammering the CA. cfssl is driven the same way.
  *
  * usage: node --import tsx scripts/bench/issue-api.ts [DURATION_S=8] [WARMUP_S=2] [TOKENS=60000]
+ *
+ * With --stores, agentca against itself on its stores instead of against cfssl, side by side in one run: SQLite
+ * (one `agentca serve`), PostgreSQL with one replica, and PostgreSQL with two replicas of one CA sharing the
+ * database (the client's connections split evenly between them, as a load balancer would). PostgreSQL is reached at
+ * $AGENTCA_BENCH_PG_URL (else $AGENTCA_TEST_PG_URL, else the local test role of test/support/postgres-server.sh): a
+ * role that may CREATE DATABASE; the bench makes a database of its own and drops it.
+ *
+ * usage: node --import tsx scripts/bench/issue-api.ts --stores [DURATION_S=8] [WARMUP_S=2] [TOKENS=60000]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
@@ -34,6 +42,8 @@ const PASSPHRASE = 'bench-passphrase';
 interface ClientJob {
   kind: 'agentca' | 'cfssl';
   url: string;
+  /** Several servers (replicas): request loop i sends to urls[i % urls.length]. */
+  urls?: string[];
   conc: number;
   warmupS: number;
   durationS: number;
@@ -78,7 +88,7 @@ async function runClient(job: ClientJob): Promise<ClientResult> {
   const tokens = job.tokensFile ? readFileSync(job.tokensFile, 'utf8').split('\n').filter(Boolean).slice(job.tokenOffset ?? 0) : [];
   let nextToken = 0;
   const agentcaBodies = job.kind === 'agentca' ? JSON.stringify({ csr: job.body }) : job.body;
-  const url = new URL(job.url);
+  const urls = (job.urls ?? [job.url]).map((u) => new URL(u));
 
   const t0 = performance.now();
   const tMeasure = t0 + job.warmupS * 1000;
@@ -93,7 +103,7 @@ async function runClient(job: ClientJob): Promise<ClientResult> {
     if (errorSamples.length < 5) errorSamples.push(what.slice(0, 300));
   };
 
-  const once = (agent: http.Agent, headers: Record<string, string>, body: string) =>
+  const once = (url: URL, agent: http.Agent, headers: Record<string, string>, body: string) =>
     new Promise<{ status: number; text: string }>((res, rej) => {
       const req = mod.request(
         { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } },
@@ -110,7 +120,8 @@ async function runClient(job: ClientJob): Promise<ClientResult> {
     });
 
   const agents: http.Agent[] = [];
-  const loop = async () => {
+  const loop = async (_: unknown, index: number) => {
+    const url = urls[index % urls.length]!;
     let agent = newAgent();
     agents.push(agent);
     let sent = 0;
@@ -131,7 +142,7 @@ async function runClient(job: ClientJob): Promise<ClientResult> {
       }
       const start = performance.now();
       try {
-        const r = await once(agent, headers, agentcaBodies);
+        const r = await once(url, agent, headers, agentcaBodies);
         const end = performance.now();
         const good = r.status === 200 && (job.kind === 'agentca' ? r.text.includes('-----BEGIN CERTIFICATE-----') : r.text.includes('"success":true'));
         if (!good) fail(`${r.status} ${r.text}`);
@@ -421,6 +432,158 @@ async function main() {
   }
 }
 
+// ---------------------------------------------------------------- --stores: SQLite, PostgreSQL x1, PostgreSQL x2
+
+/** Starts `agentca serve` on free ports and waits for it to listen; returns its API URL. */
+async function startAgentca(caDir: string, logFile: string, env: NodeJS.ProcessEnv): Promise<{ p: ChildProcess; url: string }> {
+  const port = await freePort();
+  const httpPort = await freePort();
+  const fd = openSync(logFile, 'w');
+  const p = spawn(process.execPath, [CLI, 'serve', '--dir', caDir, '--listen', `127.0.0.1:${port}`, '--http-listen', `127.0.0.1:${httpPort}`], {
+    cwd: REPO,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  started.push(p);
+  await waitFor(`agentca serve.listening (${logFile})`, () => {
+    if (p.exitCode !== null) throw new Error(`agentca serve exited: ${readFileSync(logFile, 'utf8')}`);
+    return readFileSync(logFile, 'utf8').includes('"serve.listening"');
+  });
+  return { p, url: `https://127.0.0.1:${port}/v1/sign` };
+}
+
+async function storesMain() {
+  const DURATION_S = Number(process.argv[3] ?? 8);
+  const WARMUP_S = Number(process.argv[4] ?? 2);
+  const N_TOKENS = Number(process.argv[5] ?? 60000);
+  const adminUrl = process.env.AGENTCA_BENCH_PG_URL ?? process.env.AGENTCA_TEST_PG_URL ?? 'postgresql://agentca_test:agentca-test-only@127.0.0.1:5432/postgres';
+  const work = mkdtempSync(join(tmpdir(), 'agentca-issue-api-stores-'));
+  const env = { AGENTCA_PASSPHRASE: PASSPHRASE };
+  const { default: pg } = await import('pg');
+  const dbName = `agentca_bench_${process.pid}_${Date.now().toString(36)}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    try {
+      return await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  const rows: { setup: string; conc: number; r: ClientResult }[] = [];
+  const checks: string[] = [];
+  let failed = false;
+  let addrBase = 0;
+  const { buildCsr, toPem } = await import('@agentca/core');
+  const { KeyObjectSigner, paths } = await import('@agentca/node');
+  const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const csrPem = toPem('CERTIFICATE REQUEST', await buildCsr(new KeyObjectSigner('ec-p256', k.privateKey, k.publicKey), { subject: { commonName: 'agent' } }));
+  try {
+    await admin(`CREATE DATABASE ${dbName}`);
+    const dbUrl = new URL(adminUrl);
+    dbUrl.pathname = `/${dbName}`;
+    const setups: { name: string; caDir: string; replicas: number; store?: string }[] = [
+      { name: 'SQLite (1 process)', caDir: join(work, 'ca-sqlite'), replicas: 1 },
+      { name: 'PostgreSQL, 1 replica', caDir: join(work, 'ca-pg'), replicas: 1, store: dbUrl.toString() },
+      { name: 'PostgreSQL, 2 replicas', caDir: join(work, 'ca-pg'), replicas: 2, store: dbUrl.toString() },
+    ];
+    const tokenFiles = new Map<string, { file: string; offset: number; ok: number }>();
+    const machine = [
+      `date: ${new Date().toISOString()}`,
+      `cpu: ${cpus()[0]?.model} x${cpus().length}  kernel: ${release()}  node: ${process.version}  loadavg: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+      `load: ${WARMUP_S} s warm-up + ${DURATION_S} s measured per concurrency; client is a separate Node process sharing the same ${cpus().length} cores`,
+    ];
+    for (const setup of setups) {
+      if (!tokenFiles.has(setup.caDir)) {
+        sh(process.execPath, [CLI, 'init', '--trust-domain', 'bench.example', '--dir', setup.caDir, ...(setup.store ? ['--store', setup.store] : [])], { env });
+        const file = join(work, `tokens-${tokenFiles.size}.txt`);
+        const mintS = await mintTokens(setup.caDir, N_TOKENS, file);
+        machine.push(`${setup.store ? 'PostgreSQL' : 'SQLite'} CA: ${N_TOKENS} join tokens minted in-process in ${mintS.toFixed(1)} s`);
+        tokenFiles.set(setup.caDir, { file, offset: 0, ok: 0 });
+      }
+      const tokens = tokenFiles.get(setup.caDir)!;
+      const servers = [];
+      for (let i = 0; i < setup.replicas; i++) servers.push(await startAgentca(setup.caDir, join(work, `serve-${rows.length}-${i}.log`), env));
+      try {
+        for (const conc of CONCS) {
+          const r = await clientProcess({
+            kind: 'agentca',
+            url: servers[0]!.url,
+            urls: servers.map((x) => x.url),
+            conc,
+            warmupS: WARMUP_S,
+            durationS: DURATION_S,
+            body: csrPem,
+            caFile: paths(setup.caDir).root,
+            tokensFile: tokens.file,
+            tokenOffset: tokens.offset,
+            addrBase,
+          });
+          addrBase += 20_000;
+          tokens.offset += r.tokensUsed;
+          tokens.ok += r.ok;
+          rows.push({ setup: setup.name, conc, r });
+          console.error(`${setup.name} c=${conc}: ${r.rps.toFixed(0)} req/s p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms errors ${r.errors}${r.errorSamples.length ? ` e.g. ${r.errorSamples[0]}` : ''}`);
+          if (r.errors > 0) failed = true;
+          if (r.tokensExhausted) checks.push(`NOTE ${setup.name} c=${conc}: ran out of join tokens (${N_TOKENS}): raise TOKENS; this row is truncated`);
+        }
+      } finally {
+        for (const x of servers) await stopServer(x.p);
+      }
+    }
+    // Every 200 is a stored certificate: the admin and one server certificate per serve start are the others.
+    const sqliteCount = Number(sh('sqlite3', [join(setups[0]!.caDir, 'agentca.db'), 'select count(*) from certificates']).trim());
+    const pgCount = Number((await (async () => {
+      const c = new pg.Client({ connectionString: dbUrl.toString() });
+      await c.connect();
+      try {
+        return (await c.query('SELECT count(*) AS n FROM agentca.certificates')).rows[0].n as string;
+      } finally {
+        await c.end();
+      }
+    })()));
+    const sqliteWant = tokenFiles.get(setups[0]!.caDir)!.ok + 1 + 1;
+    const pgWant = tokenFiles.get(setups[1]!.caDir)!.ok + 1 + 3;
+    checks.push(`SQLite store: ${sqliteCount} certificates, expected ${sqliteWant}: ${sqliteCount === sqliteWant ? 'OK' : 'MISMATCH'}`);
+    checks.push(`PostgreSQL store: ${pgCount} certificates, expected ${pgWant}: ${pgCount === pgWant ? 'OK' : 'MISMATCH'}`);
+    if (sqliteCount !== sqliteWant || pgCount !== pgWant) failed = true;
+
+    console.log('\n# HTTPS CSR signing by store: SQLite vs PostgreSQL with one and two replicas (one run)\n');
+    console.log(machine.map((l) => `  ${l}`).join('\n'));
+    console.log('');
+    const names = setups.map((x) => x.name);
+    const header = ['conc', ...names.map((n) => `${n} req/s (p99 ms)`)];
+    const table = CONCS.map((conc) => [
+      String(conc),
+      ...names.map((n) => {
+        const r = rows.find((x) => x.setup === n && x.conc === conc)!.r;
+        return `${r.rps.toFixed(0)} (${ms(r.p99)})`;
+      }),
+    ]);
+    const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
+    const fmt = (cols: string[]) => '| ' + cols.map((c, i) => c.padStart(widths[i]!)).join(' | ') + ' |';
+    console.log(fmt(header));
+    console.log('|' + widths.map((w) => '-'.repeat(w + 1) + ':').join('|') + '|');
+    for (const t of table) console.log(fmt(t));
+    console.log('');
+    for (const conc of CONCS) {
+      const [sq, p1, p2] = names.map((n) => rows.find((x) => x.setup === n && x.conc === conc)!.r.rps);
+      console.log(`c${conc}: PostgreSQL 1 replica / SQLite ${(p1! / sq!).toFixed(2)}x; 2 replicas / 1 replica ${(p2! / p1!).toFixed(2)}x`);
+    }
+    for (const c of checks) console.log(c);
+    console.log(`notes: every request consumes a join token and is stored and audited; two replicas share the same ${cpus().length} cores as the database and the client,`);
+    console.log('       so a second replica adds no CPU here: on separate machines it adds its own. loadavg at the end: ' + loadavg().map((x) => x.toFixed(2)).join(' '));
+    for (const { setup, conc, r } of rows) if (r.errorSamples.length) console.log(`error samples ${setup} c${conc}: ${r.errorSamples.join(' || ')}`);
+    if (failed) process.exitCode = 1;
+  } finally {
+    for (const p of started) await stopServer(p).catch(() => {});
+    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((e) => console.error(`could not drop ${dbName}: ${(e as Error).message}`));
+    if (!process.env.BENCH_KEEP) rmSync(work, { recursive: true, force: true });
+    else console.error(`kept ${work}`);
+  }
+}
+
 if (process.argv[2] === '--client') {
   runClient(JSON.parse(process.argv[3]!) as ClientJob).then(
     (r) => console.log(`RESULT ${JSON.stringify(r)}`),
@@ -434,7 +597,7 @@ if (process.argv[2] === '--client') {
     for (const p of started) if (p.pid !== undefined && p.exitCode === null) process.kill(p.pid, 'SIGTERM');
     process.exit(130);
   });
-  main().catch((e) => {
+  (process.argv[2] === '--stores' ? storesMain() : main()).catch((e) => {
     console.error(e);
     process.exitCode = 1;
   });

@@ -5,7 +5,8 @@
  *   root.pem              root certificate (the trust bundle)
  *   intermediate.pem      issuing CA certificate
  *   keys/*.key.pem        CA keys, encrypted PKCS#8, 0600
- *   agentca.db            SQLite store (WAL) — certificates, serials, audit log
+ *   agentca.db            SQLite store (WAL) — certificates, serials, audit log; absent when
+ *                         the state is in PostgreSQL (`store` in agentca.json), shared by replicas
  *   admin/operator.pem    the operator's admin client certificate (+ intermediate)
  *   admin/operator.key.pem  its key, 0600 (a client key, not a CA key: unencrypted for TLS clients)
  */
@@ -28,12 +29,17 @@ import {
   toPem,
   webCryptoRandom,
   serverProfile,
+  type AuditStore,
+  type CertificateStore,
   type Clock,
+  type CrlStore,
   type CryptoBackend,
   type KeyAlgorithm,
+  type RevocationStore,
   type Signer,
+  type TokenStore,
 } from '@agentca/core';
-import { openSqliteStore, type SqliteStore } from '@agentca/store-sqlite';
+import { openSqliteStore } from '@agentca/store-sqlite';
 import { writeFileAtomic } from './atomic-file.ts';
 import { CONFIG_FILE, defaultConfig, profilesFromConfig, readConfig, type CaConfig } from './config.ts';
 import { FileKeyStore } from './keystore/index.ts';
@@ -57,10 +63,55 @@ export const paths = (dir: string) => ({
   adminKey: join(dir, 'admin', 'operator.key.pem'),
 });
 
-function storePath(dir: string, config: CaConfig): string {
-  const m = config.store.match(/^sqlite:(.+)$/);
-  if (!m) throw new InvalidRequest('ERR_CONFIG_INVALID', `${CONFIG_FILE}: unsupported store ${JSON.stringify(config.store)} (use sqlite:<file>)`);
-  return resolve(dir, m[1]!);
+/** The store ports of a CA, whichever database holds them. */
+export interface CaStore {
+  certificates: CertificateStore;
+  audit: AuditStore;
+  revocations: RevocationStore;
+  crls: CrlStore;
+  tokens: TokenStore;
+  close(): Promise<void>;
+}
+
+const POSTGRES_URL = /^postgres(?:ql)?:\/\//i;
+
+/** True when `store` (agentca.json's `store`, or `--store`) names a PostgreSQL database. */
+export function isPostgresStore(store: string): boolean {
+  return POSTGRES_URL.test(store);
+}
+
+/**
+ * Where the state lives, as it may be printed or logged: `sqlite:<file>`, or the PostgreSQL URL
+ * with its password masked.
+ */
+export async function describeStore(store: string): Promise<string> {
+  if (!isPostgresStore(store)) return store;
+  const { redactPostgresUrl } = await import('@agentca/store-postgres');
+  return redactPostgresUrl(store);
+}
+
+/**
+ * Opens the store named by `store`: `sqlite:<file>` (relative to the CA directory) or a
+ * `postgresql://` URL, whose driver is loaded only then.
+ *
+ * @throws InvalidRequest `ERR_STORE_URL_INVALID`; Unavailable `ERR_STORE_UNAVAILABLE`.
+ */
+export async function openStore(dir: string, store: string, o: { clock?: Clock } = {}): Promise<CaStore> {
+  await checkStore(store);
+  if (isPostgresStore(store)) {
+    const { openPostgresStore } = await import('@agentca/store-postgres');
+    return openPostgresStore(store, o.clock ? { clock: o.clock } : {});
+  }
+  return openSqliteStore(resolve(dir, store.slice('sqlite:'.length)), o.clock ? { clock: o.clock } : {});
+}
+
+/** @throws InvalidRequest `ERR_STORE_URL_INVALID` unless `store` is `sqlite:<file>` or a usable `postgresql://` URL. */
+export async function checkStore(store: string): Promise<void> {
+  if (isPostgresStore(store)) return (await import('@agentca/store-postgres')).checkPostgresUrl(store);
+  if (typeof store !== 'string' || !/^sqlite:.+$/.test(store)) {
+    // Never echo what might be a mistyped URL with a password in it.
+    throw new InvalidRequest('ERR_STORE_URL_INVALID', 'unsupported store: use sqlite:<file> or postgresql://user@host:5432/database');
+  }
 }
 
 export function readCertificatePem(file: string, what: string): Uint8Array {
@@ -88,6 +139,12 @@ export interface InitOptions {
    * CRL (`<url>/root.crl`).
    */
   publicUrl?: string;
+  /**
+   * Where the state goes: `sqlite:<file>` (default `sqlite:agentca.db`, in the CA directory) or a
+   * `postgresql://` URL of an empty database that every replica will share. Recorded in
+   * agentca.json, so later commands need not repeat it.
+   */
+  store?: string;
   clock?: Clock;
 }
 
@@ -114,6 +171,10 @@ export async function initCaDir(o: InitOptions): Promise<InitResult> {
     const clock = o.clock ?? systemClock;
     const p = paths(work);
     const config = defaultConfig(o.trustDomain, o.keyAlgorithm);
+    if (o.store !== undefined) {
+      await checkStore(o.store);
+      config.store = o.store;
+    }
     const base = o.publicUrl?.replace(/\/+$/, '');
     if (base !== undefined) {
       if (!/^https?:\/\/[\x21-\x7e]+$/.test(base)) throw new InvalidRequest('ERR_URL_INVALID', `--public-url ${JSON.stringify(o.publicUrl)} is not an http(s) URL`);
@@ -131,10 +192,12 @@ export async function initCaDir(o: InitOptions): Promise<InitResult> {
     });
     writeFileAtomic(p.root, toPem('CERTIFICATE', root));
     writeFileAtomic(p.intermediate, toPem('CERTIFICATE', intermediate));
-    writeFileAtomic(p.config, JSON.stringify(config, null, 2) + '\n');
-    const store = await openSqliteStore(storePath(work, config));
+    // A database password in the store URL makes the config a secret.
+    writeFileAtomic(p.config, JSON.stringify(config, null, 2) + '\n', hasPassword(config.store) ? 0o600 : 0o644);
+    const store = await openStore(work, config.store, { clock });
     let admin: InitResult['admin'];
     try {
+      await assertEmpty(store, config.store);
       await store.audit.append({
         type: 'init',
         actor: 'operator',
@@ -146,6 +209,13 @@ export async function initCaDir(o: InitOptions): Promise<InitResult> {
       const authority = await openAuthority(work, config, intSigner, store, clock);
       admin = await issueAdminCertificate(authority, config, p);
       await publishFirstCrls(work, store, clock, { root, rootSigner: await keys.open(ROOT_KEY), intermediate, intSigner });
+    } catch (e) {
+      // A database this init prepared is emptied again, so that init can simply be rerun.
+      if ((store as { createdSchema?: boolean }).createdSchema) {
+        await store.close();
+        await (await import('@agentca/store-postgres')).dropPostgresSchema(config.store).catch(() => {});
+      }
+      throw e;
     } finally {
       await store.close();
     }
@@ -157,10 +227,28 @@ export async function initCaDir(o: InitOptions): Promise<InitResult> {
   }
 }
 
+function hasPassword(store: string): boolean {
+  if (!isPostgresStore(store)) return false;
+  try {
+    const u = new URL(store);
+    return u.password !== '' || [...u.searchParams.keys()].some((k) => /pass/i.test(k));
+  } catch {
+    return true;
+  }
+}
+
+/** A shared database may already hold another CA's state: init never writes into it. */
+async function assertEmpty(store: CaStore, name: string): Promise<void> {
+  const head = await store.audit.head();
+  if (head.seq > 0 || (await store.certificates.count()) > 0 || (await store.crls.latest('root')) !== null) {
+    throw new Conflict('ERR_STORE_NOT_EMPTY', `the store at ${await describeStore(name)} already holds a CA (${head.seq} audit events): give init an empty database`);
+  }
+}
+
 /** The root's CRL is signed here, while the root key is at hand; the issuing CA's first CRL too. */
 async function publishFirstCrls(
   dir: string,
-  store: SqliteStore,
+  store: CaStore,
   clock: Clock,
   k: { root: Uint8Array; rootSigner: Signer; intermediate: Uint8Array; intSigner: Signer },
 ): Promise<void> {
@@ -180,11 +268,17 @@ async function issueAdminCertificate(authority: Authority, config: CaConfig, p: 
   return { spiffeId, serial: issued.serial, certificate: p.adminCert, key: p.adminKey, notAfter: issued.notAfter };
 }
 
-async function openAuthority(dir: string, config: CaConfig, signer: Signer, store: SqliteStore, clock: Clock, crypto?: CryptoBackend): Promise<Authority> {
+/** The names the API's own server certificate may carry besides localhost and 127.0.0.1 (`serve --listen`, `--server-name`). */
+export interface ServerNames {
+  dnsNames?: string[];
+  ipAddresses?: string[];
+}
+
+async function openAuthority(dir: string, config: CaConfig, signer: Signer, store: CaStore, clock: Clock, crypto?: CryptoBackend, serverNames?: ServerNames): Promise<Authority> {
   const p = paths(dir);
   const profiles = profilesFromConfig(config);
   // The CA's own HTTPS server certificate comes from a built-in profile that workloads cannot use.
-  if (!profiles.some((x) => x.name === 'agentca-server')) profiles.push(serverProfile());
+  if (!profiles.some((x) => x.name === 'agentca-server')) profiles.push(serverProfile(serverNames));
   return Authority.open({
     trustDomain: config.trustDomain,
     issuer: { certificate: readCertificatePem(p.intermediate, 'intermediate'), signer },
@@ -202,33 +296,39 @@ async function openAuthority(dir: string, config: CaConfig, signer: Signer, stor
 export interface OpenCa {
   dir: string;
   config: CaConfig;
-  store: SqliteStore;
+  store: CaStore;
+  /** Where the state lives, safe to print (a PostgreSQL password is masked). */
+  storeLocation: string;
   root: Uint8Array;
   intermediate: Uint8Array;
   close(): Promise<void>;
 }
 
-/** Opens the CA's configuration and store (no key needed: list, audit, bundle). */
-export async function openCaDir(dirOpt: string, o: { clock?: Clock } = {}): Promise<OpenCa> {
+/**
+ * Opens the CA's configuration and store (no key needed: list, audit, bundle). `store`, when
+ * given, overrides agentca.json's (`--store`, `$AGENTCA_STORE`).
+ */
+export async function openCaDir(dirOpt: string, o: { clock?: Clock; store?: string } = {}): Promise<OpenCa> {
   const dir = resolve(dirOpt);
   const config = readConfig(paths(dir).config);
   const root = readCertificatePem(paths(dir).root, 'root');
   const intermediate = readCertificatePem(paths(dir).intermediate, 'intermediate');
-  const store = await openSqliteStore(storePath(dir, config), o.clock ? { clock: o.clock } : {});
-  return { dir, config, store, root, intermediate, close: () => store.close() };
+  const name = o.store ?? config.store;
+  const store = await openStore(dir, name, o.clock ? { clock: o.clock } : {});
+  return { dir, config, store, storeLocation: await describeStore(name), root, intermediate, close: () => store.close() };
 }
 
 /** Opens the CA with its issuing key unlocked, ready to issue. */
 export async function openCaForIssuance(
   dirOpt: string,
   passphrase: string,
-  o: { clock?: Clock; crypto?: CryptoBackend } = {},
+  o: { clock?: Clock; crypto?: CryptoBackend; store?: string; serverNames?: ServerNames } = {},
 ): Promise<OpenCa & { authority: Authority; signer: Signer }> {
   const ca = await openCaDir(dirOpt, o);
   try {
     const keys = new FileKeyStore({ dir: paths(ca.dir).keys, passphrase });
     const signer = await keys.open(INTERMEDIATE_KEY);
-    const authority = await openAuthority(ca.dir, ca.config, signer, ca.store, o.clock ?? systemClock, o.crypto);
+    const authority = await openAuthority(ca.dir, ca.config, signer, ca.store, o.clock ?? systemClock, o.crypto, o.serverNames);
     return { ...ca, authority, signer };
   } catch (e) {
     await ca.close();

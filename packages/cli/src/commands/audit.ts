@@ -2,14 +2,14 @@ import type { Command } from 'commander';
 import { AgentCAError, InternalError, verifyAuditLog } from '@agentca/core';
 import { openCaDir } from '@agentca/node';
 import { json, type CliIo } from '../io.ts';
-import { dirOf, withDir, withJson, type DirOptions } from '../options.ts';
+import { dirOf, storeOf, withDir, withJson, withStore, type DirOptions, type StoreOptions } from '../options.ts';
 
 export function register(program: Command, io: CliIo): void {
   const audit = program.command('audit').description('the tamper-evident audit log');
 
-  withJson(withDir(audit.command('verify').description('check the hash chain from the first event; names the first event that breaks it'))).action(
-    async (o: DirOptions & { json?: boolean }) => {
-      const ca = await openCaDir(dirOf(o, io));
+  withJson(withStore(withDir(audit.command('verify').description('check the hash chain from the first event; names the first event that breaks it')))).action(
+    async (o: DirOptions & StoreOptions & { json?: boolean }) => {
+      const ca = await openCaDir(dirOf(o, io), { store: storeOf(o, io) });
       try {
         let r;
         try {
@@ -32,10 +32,10 @@ export function register(program: Command, io: CliIo): void {
     },
   );
 
-  withJson(withDir(audit.command('tail').description('print the newest events').option('-n, --lines <n>', 'how many', '20'))).action(
-    async (o: DirOptions & { lines: string; json?: boolean }) => {
+  withJson(withStore(withDir(audit.command('tail').description('print the newest events').option('-n, --lines <n>', 'how many', '20')))).action(
+    async (o: DirOptions & StoreOptions & { lines: string; json?: boolean }) => {
       const n = Math.max(1, Math.min(100000, Number(o.lines) || 20));
-      const ca = await openCaDir(dirOf(o, io));
+      const ca = await openCaDir(dirOf(o, io), { store: storeOf(o, io) });
       try {
         const head = await ca.store.audit.head();
         const events = await ca.store.audit.read(Math.max(1, head.seq - n + 1), n);

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { CrlPublisher, toPem } from '@agentca/core';
 import { openCaForIssuance, paths, writeFileAtomic } from '@agentca/node';
 import type { CliIo } from '../io.ts';
-import { dirOf, passphraseOf, withDir, withPassphrase, type KeyOptions } from '../options.ts';
+import { dirOf, passphraseOf, storeOf, withDir, withPassphrase, withStore, type KeyOptions, type StoreOptions } from '../options.ts';
 
 export function register(program: Command, io: CliIo): void {
   const cmd = program
@@ -10,8 +10,8 @@ export function register(program: Command, io: CliIo): void {
     .description("sign and print a current CRL of the issuing CA (DER, or PEM with --pem); also refreshes the proxy bundle file crl.pem")
     .option('--out <file>', 'write it here instead of stdout')
     .option('--pem', 'PEM instead of DER');
-  withPassphrase(withDir(cmd)).action(async (o: KeyOptions & { out?: string; pem?: boolean }) => {
-    const ca = await openCaForIssuance(dirOf(o, io), passphraseOf(o, io));
+  withStore(withPassphrase(withDir(cmd))).action(async (o: KeyOptions & StoreOptions & { out?: string; pem?: boolean }) => {
+    const ca = await openCaForIssuance(dirOf(o, io), passphraseOf(o, io), { store: storeOf(o, io) });
     try {
       const crl = await new CrlPublisher({
         issuer: 'intermediate',

@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import { parseDuration, toPem } from '@agentca/core';
 import { openCaForIssuance, writeFileAtomic } from '@agentca/node';
 import { json, readInput, type CliIo } from '../io.ts';
-import { dirOf, passphraseOf, withDir, withJson, withPassphrase, type KeyOptions } from '../options.ts';
+import { dirOf, passphraseOf, storeOf, withDir, withJson, withPassphrase, withStore, type KeyOptions, type StoreOptions } from '../options.ts';
 
-interface IssueOptions extends KeyOptions {
+interface IssueOptions extends KeyOptions, StoreOptions {
   csr: string;
   id: string;
   profile: string;
@@ -24,10 +24,10 @@ export function register(program: Command, io: CliIo): void {
     .option('--ttl <duration>', 'lifetime, e.g. 15m, 1h (default: the profile default; above the profile max is refused)')
     .option('--dns <name>', 'a DNS SAN, if the profile allows it (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--out <file>', 'write the PEM chain here instead of stdout');
-  withJson(withPassphrase(withDir(cmd))).action(async (o: IssueOptions) => {
+  withJson(withStore(withPassphrase(withDir(cmd)))).action(async (o: IssueOptions) => {
     const csr = readInput(io, o.csr, 'CSR', 64 * 1024);
     const ttlSeconds = o.ttl !== undefined ? parseDuration(o.ttl, 'TTL') : undefined;
-    const ca = await openCaForIssuance(dirOf(o, io), passphraseOf(o, io));
+    const ca = await openCaForIssuance(dirOf(o, io), passphraseOf(o, io), { store: storeOf(o, io) });
     try {
       const c = await ca.authority.issue({
         csr,

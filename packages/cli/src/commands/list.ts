@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import { InvalidRequest, type CertificateRecord, type RevocationRecord } from '@agentca/core';
 import { openCaDir } from '@agentca/node';
 import { json, type CliIo } from '../io.ts';
-import { dirOf, withDir, withJson, type DirOptions } from '../options.ts';
+import { dirOf, storeOf, withDir, withJson, withStore, type DirOptions, type StoreOptions } from '../options.ts';
 
-interface ListOptions extends DirOptions {
+interface ListOptions extends DirOptions, StoreOptions {
   status?: string;
   id?: string;
   limit: string;
@@ -20,12 +20,12 @@ export function register(program: Command, io: CliIo): void {
     .option('--status <status>', `only ${STATUSES.join(' or ')} certificates`)
     .option('--id <spiffe-id>', 'only certificates for this SPIFFE ID')
     .option('--limit <n>', 'at most this many (newest last)', '1000');
-  withJson(withDir(cmd)).action(async (o: ListOptions) => {
+  withJson(withStore(withDir(cmd))).action(async (o: ListOptions) => {
     if (o.status !== undefined && !(STATUSES as readonly string[]).includes(o.status))
       throw new InvalidRequest('ERR_STATUS_INVALID', `unknown status ${o.status}: use ${STATUSES.join(' or ')}`);
     const limit = Number(o.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1_000_000) throw new InvalidRequest('ERR_LIMIT_INVALID', '--limit must be 1-1000000');
-    const ca = await openCaDir(dirOf(o, io));
+    const ca = await openCaDir(dirOf(o, io), { store: storeOf(o, io) });
     try {
       const now = new Date();
       const all = await ca.store.certificates.list({

@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import { RevocationService, parseReason, parseRevocationSelector, systemClock, type RevokeOutcome } from '@agentca/core';
 import { openCaDir } from '@agentca/node';
 import { json, type CliIo } from '../io.ts';
-import { dirOf, withDir, withJson, type DirOptions } from '../options.ts';
+import { dirOf, storeOf, withDir, withJson, withStore, type DirOptions, type StoreOptions } from '../options.ts';
 
-interface RevokeOptions extends DirOptions {
+interface RevokeOptions extends DirOptions, StoreOptions {
   serial?: string;
   id?: string;
   instance?: string;
@@ -33,10 +33,10 @@ export function register(program: Command, io: CliIo): void {
     .option('--instance <id>', 'every unexpired certificate of an instance')
     .option('--task <id>', 'every unexpired certificate of a task')
     .option('--reason <reason>', 'RFC 5280 reason: unspecified, keyCompromise (also blocks the key), superseded, cessationOfOperation, affiliationChanged, privilegeWithdrawn, …', 'unspecified');
-  withJson(withDir(cmd)).action(async (o: RevokeOptions) => {
+  withJson(withStore(withDir(cmd))).action(async (o: RevokeOptions) => {
     const selector = parseRevocationSelector({ serial: o.serial, spiffeId: o.id, instanceId: o.instance, taskId: o.task });
     const reason = parseReason(o.reason);
-    const ca = await openCaDir(dirOf(o, io));
+    const ca = await openCaDir(dirOf(o, io), { store: storeOf(o, io) });
     try {
       const out = await new RevocationService({ revocations: ca.store.revocations, clock: systemClock }).revoke(selector, reason, 'operator');
       printOutcome(io, out, o.json);

@@ -27,10 +27,11 @@ import {
 } from '@agentca/node';
 import { startApiServer, startRevocationServer } from '@agentca/server';
 import type { CliIo } from '../io.ts';
-import { dirOf, passphraseOf, withDir, withPassphrase, type KeyOptions } from '../options.ts';
+import { dirOf, passphraseOf, storeOf, withDir, withPassphrase, withStore, type KeyOptions, type StoreOptions } from '../options.ts';
 
-interface ServeOptions extends KeyOptions {
+interface ServeOptions extends KeyOptions, StoreOptions {
   listen: string;
+  serverName: string[];
   httpListen: string;
   crlValidity: string;
   ocspValidity: string;
@@ -60,8 +61,14 @@ export function register(program: Command, io: CliIo): void {
     .option('--crl-validity <duration>', "the issuing CA CRL's validity (republished at half-life)", '24h')
     .option('--ocsp-validity <duration>', 'OCSP response validity (cached responses are re-signed at half-life)', '1h')
     .option('--rate-limit <n>', 'API requests per client address per 10 s (a load balancer in front counts as one address)', '5000')
-    .option('--on-crl-update <command>', 'shell command run after each new crl.pem, e.g. "nginx -s reload"');
-  withPassphrase(withDir(cmd)).action(async (o: ServeOptions) => {
+    .option('--on-crl-update <command>', 'shell command run after each new crl.pem, e.g. "nginx -s reload"')
+    .option(
+      '--server-name <name>',
+      "a DNS name or IP address clients reach the API by, e.g. a load balancer's (repeatable); in the API's certificate with localhost, 127.0.0.1 and the --listen host",
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    );
+  withStore(withPassphrase(withDir(cmd))).action(async (o: ServeOptions) => {
     const log = jsonLogger((l) => io.err(l));
     const apiListen = parseListen(o.listen, '--listen');
     const listen = parseListen(o.httpListen, '--http-listen');
@@ -69,7 +76,8 @@ export function register(program: Command, io: CliIo): void {
     const ocspValidity = parseDuration(o.ocspValidity, '--ocsp-validity');
     const passphrase = passphraseOf(o, io);
     const backend = new NodeCryptoBackend();
-    const ca = await openCaForIssuance(dirOf(o, io), passphrase, { crypto: backend });
+    const names = serverNames(apiListen.host, o.serverName);
+    const ca = await openCaForIssuance(dirOf(o, io), passphrase, { crypto: backend, store: storeOf(o, io), serverNames: names });
     let rootSigner: Signer | null = null;
     try {
       rootSigner = await new FileKeyStore({ dir: paths(ca.dir).keys, passphrase }).open(ROOT_KEY);
@@ -93,8 +101,9 @@ export function register(program: Command, io: CliIo): void {
       port: listen.port,
       crl: () => runtime.crl(),
       rootCrl: () => runtime.rootCrl.current,
-      ocsp: runtime.ocsp,
+      ocsp: runtime.ocspAnswerer,
       clock: ca.authority.clock,
+      health: () => ({ store: runtime.storeReachable ? 'ok' : 'unreachable' }),
     });
     const authority = ca.authority;
     const joinTokens = new JoinTokens({
@@ -111,7 +120,7 @@ export function register(program: Command, io: CliIo): void {
       : undefined;
     const bundlePem = readFileSync(paths(ca.dir).root, 'utf8');
     const tlsCa = bundlePem + toPem('CERTIFICATE', ca.intermediate);
-    const serverCert = await issueServerCertificate(authority, ca.config.trustDomain, apiListen.host);
+    const serverCert = await issueServerCertificate(authority, ca.config.trustDomain, names);
     const api = await startApiServer({
       host: apiListen.host,
       port: apiListen.port,
@@ -128,7 +137,7 @@ export function register(program: Command, io: CliIo): void {
       https: { key: serverCert.key, cert: serverCert.cert, ca: tlsCa },
     });
     const renewServer = scheduleServerRenewal(serverCert.notAfter, async () => {
-      const next = await issueServerCertificate(authority, ca.config.trustDomain, apiListen.host);
+      const next = await issueServerCertificate(authority, ca.config.trustDomain, names);
       api.setCertificate(next.cert, next.key);
       log.info({ event: 'serve.server_certificate_renewed', notAfter: next.notAfter.toISOString() });
       return next.notAfter;
@@ -139,6 +148,7 @@ export function register(program: Command, io: CliIo): void {
       https: `https://${hostUrl(apiListen.host)}:${api.port}`,
       http: `http://${hostUrl(listen.host)}:${http.port}`,
       dir: ca.dir,
+      store: ca.storeLocation,
     });
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
@@ -155,11 +165,22 @@ export function register(program: Command, io: CliIo): void {
   });
 }
 
-/** The API's own TLS certificate, issued by this CA: `spiffe://TD/agentca/server`, localhost, 127.0.0.1 and the listen address. */
-async function issueServerCertificate(authority: Authority, trustDomain: string, host: string): Promise<{ cert: string; key: string; notAfter: Date }> {
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/** The listen host (unless a wildcard) and every --server-name, as DNS names and IP addresses beyond localhost and 127.0.0.1. */
+function serverNames(listenHost: string, extra: readonly string[]): { dnsNames: string[]; ipAddresses: string[] } {
+  const all = [listenHost, ...extra].filter((h) => !['0.0.0.0', '::', 'localhost', '127.0.0.1'].includes(h));
+  for (const h of extra) {
+    if (!IPV4.test(h) && !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(h))
+      throw new InvalidRequest('ERR_SERVER_NAME_INVALID', `--server-name ${JSON.stringify(h)} is not a DNS name or an IPv4 address`);
+  }
+  return { dnsNames: [...new Set(all.filter((h) => !IPV4.test(h)).map((h) => h.toLowerCase()))], ipAddresses: [...new Set(all.filter((h) => IPV4.test(h)))] };
+}
+
+/** The API's own TLS certificate, issued by this CA: `spiffe://TD/agentca/server`, localhost, 127.0.0.1, the listen address and every --server-name. */
+async function issueServerCertificate(authority: Authority, trustDomain: string, names: { dnsNames: string[]; ipAddresses: string[] }): Promise<{ cert: string; key: string; notAfter: Date }> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const csr = await buildCsr(new KeyObjectSigner('ec-p256', privateKey, publicKey));
-  const isIp = /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
   const c = await authority.issue({
     csr,
     attestation: {
@@ -167,8 +188,8 @@ async function issueServerCertificate(authority: Authority, trustDomain: string,
       profile: 'agentca-server',
       method: 'serve',
       actor: 'agentca-serve',
-      dnsNames: !isIp && host !== 'localhost' && host !== '0.0.0.0' ? ['localhost', host] : ['localhost'],
-      ipAddresses: isIp && host !== '127.0.0.1' && host !== '0.0.0.0' ? ['127.0.0.1', host] : ['127.0.0.1'],
+      dnsNames: ['localhost', ...names.dnsNames],
+      ipAddresses: ['127.0.0.1', ...names.ipAddresses],
     },
   });
   return { cert: toPem('CERTIFICATE', c.der) + c.chain.map((d) => toPem('CERTIFICATE', d)).join(''), key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, notAfter: c.notAfter };

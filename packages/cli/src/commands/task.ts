@@ -2,16 +2,16 @@ import type { Command } from 'commander';
 import { NotFound, RevocationService, parseRevocationSelector, systemClock, type RevokeOutcome } from '@agentca/core';
 import { openCaDir } from '@agentca/node';
 import type { CliIo } from '../io.ts';
-import { dirOf, withDir, withJson, type DirOptions } from '../options.ts';
+import { dirOf, storeOf, withDir, withJson, withStore, type DirOptions, type StoreOptions } from '../options.ts';
 import { printOutcome } from './revoke.ts';
 
 export function register(program: Command, io: CliIo): void {
   const task = program.command('task').description('tasks: units of work whose certificates end together');
   withJson(
-    withDir(task.command('end').description('end a task: its join tokens stop working, renewal stops, and every certificate of it is revoked (cessationOfOperation)').argument('<task-id>', 'the task')),
-  ).action(async (taskId: string, o: DirOptions & { json?: boolean }) => {
+    withStore(withDir(task.command('end').description('end a task: its join tokens stop working, renewal stops, and every certificate of it is revoked (cessationOfOperation)').argument('<task-id>', 'the task'))),
+  ).action(async (taskId: string, o: DirOptions & StoreOptions & { json?: boolean }) => {
     const selector = parseRevocationSelector({ taskId });
-    const ca = await openCaDir(dirOf(o, io));
+    const ca = await openCaDir(dirOf(o, io), { store: storeOf(o, io) });
     try {
       const ended = await ca.store.tokens.endTask(taskId, systemClock.now());
       let out: RevokeOutcome;

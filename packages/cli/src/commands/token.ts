@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import { JoinTokens, parseDuration, systemClock, webCryptoBackend, webCryptoRandom, InvalidRequest } from '@agentca/core';
 import { openCaDir, profilesFromConfig } from '@agentca/node';
 import { json, type CliIo } from '../io.ts';
-import { dirOf, withDir, withJson, type DirOptions } from '../options.ts';
+import { dirOf, storeOf, withDir, withJson, withStore, type DirOptions, type StoreOptions } from '../options.ts';
 
-interface TokenOptions extends DirOptions {
+interface TokenOptions extends DirOptions, StoreOptions {
   id: string;
   profile: string;
   ttl: string;
@@ -25,9 +25,9 @@ export function register(program: Command, io: CliIo): void {
     .option('--task <id>', 'bind the instance to a task: no certificate outlives it, ending it revokes them all')
     .option('--task-ttl <duration>', "the task's deadline from now (for a new task; default 1h)")
     .option('--on-behalf-of <principal>', 'the human or service that delegated the work (recorded and put in the certificate)');
-  withJson(withDir(create)).action(async (o: TokenOptions) => {
+  withJson(withStore(withDir(create))).action(async (o: TokenOptions) => {
     if (o.taskTtl !== undefined && o.task === undefined) throw new InvalidRequest('ERR_TASK_TTL_WITHOUT_TASK', '--task-ttl needs --task');
-    const ca = await openCaDir(dirOf(o, io));
+    const ca = await openCaDir(dirOf(o, io), { store: storeOf(o, io) });
     try {
       const profiles = new Map(profilesFromConfig(ca.config).map((p) => [p.name, p]));
       const tokens = new JoinTokens({
