@@ -316,8 +316,8 @@ describe('sqlite store', () => {
   });
 
   describe('durability', () => {
-    it('acknowledges each write only after an fdatasync of the WAL that followed its commit, with SQLite at synchronous=NORMAL', async () => {
-      store = await openSqliteStore(path, { clock });
+    it("with sync: 'queue', acknowledges each write only after an fdatasync of the WAL that followed its commit, with SQLite at synchronous=NORMAL", async () => {
+      store = await openSqliteStore(path, { clock, sync: 'queue' });
       raw = new Database(path);
       const syncs0 = store.walSyncs;
       for (let i = 0; i < 5; i++) {
@@ -332,7 +332,7 @@ describe('sqlite store', () => {
     });
 
     it('commits the writes that gather during a WAL sync together: one commit per sync under load', async () => {
-      store = await openSqliteStore(path, { clock });
+      store = await openSqliteStore(path, { clock, sync: 'queue' });
       const commits = store.committedBatches;
       const syncs = store.walSyncs;
       await Promise.all(Array.from({ length: 2000 }, (_, i) => store!.certificates.reserveSerial(contractSerial(i), clock.now())));
@@ -340,8 +340,8 @@ describe('sqlite store', () => {
       expect(store.committedBatches - commits).toBeLessThanOrEqual(10);
     });
 
-    it('checkpoints the WAL into the database file from a worker thread while writes come in', async () => {
-      store = await openSqliteStore(path, { clock });
+    it("with sync: 'queue', checkpoints the WAL into the database file from a worker thread while writes come in", async () => {
+      store = await openSqliteStore(path, { clock, sync: 'queue' });
       const dbBytes = statSync(path).size;
       const end = performance.now() + 1300;
       let n = 0;
@@ -358,8 +358,8 @@ describe('sqlite store', () => {
       expect(raw.prepare('SELECT count(*) FROM certificates').pluck().get()).toBe(n);
     });
 
-    it("with sync: 'sqlite', leaves each commit's fsync to SQLite (synchronous=FULL) and makes none itself", async () => {
-      store = await openSqliteStore(path, { clock, sync: 'sqlite' });
+    it("by default (sync: 'sqlite'), leaves each commit's fsync to SQLite (synchronous=FULL) and makes none itself", async () => {
+      store = await openSqliteStore(path, { clock });
       await store.certificates.reserveSerial(contractSerial(1), clock.now());
       expect(store.walSyncs).toBe(0);
       raw = new Database(path);
@@ -367,7 +367,7 @@ describe('sqlite store', () => {
     });
 
     it('fails a write whose WAL sync fails as unavailable, and refuses every later write', async () => {
-      store = await openSqliteStore(path, { clock });
+      store = await openSqliteStore(path, { clock, sync: 'queue' });
       // Replace the WAL path with a directory: the queue notices the file changed and cannot open it.
       const wal = `${path}-wal`;
       rmSync(wal);
