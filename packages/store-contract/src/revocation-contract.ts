@@ -56,6 +56,20 @@ export function describeRevocationContract(name: string, open: () => Promise<Sto
         expect(await store.revocations.get(other.serial)).toBeNull();
       });
 
+      it('allocates a CRL number from the same sequence as nextCrlNumber and reads the entries under it', async () => {
+        const [c, other] = [contractCertificate(1), contractCertificate(2)];
+        await recordAll([c, other]);
+        await store.revocations.revoke({ serial: c.serial }, 'superseded', new Date(AT), revokeEvent());
+        expect(await store.crls.nextCrlNumber('intermediate')).toBe(1n);
+        const numbered = await store.revocations.numberedCrlEntries('intermediate');
+        expect(numbered).toEqual({ crlNumber: 2n, entries: await store.revocations.crlEntries() });
+        expect(numbered.entries.map((e) => e.serial)).toEqual([c.serial]);
+        expect(await store.crls.nextCrlNumber('intermediate')).toBe(3n);
+        expect((await store.revocations.numberedCrlEntries('root')).crlNumber).toBe(1n);
+        const e = await rejection(store.revocations.numberedCrlEntries('leaf' as 'root'));
+        expect(e).toMatchObject({ code: 'ERR_CRL_ISSUER_INVALID' });
+      });
+
       it('refuses to record a renewal whose presented certificate was revoked while it was signed, and audits nothing', async () => {
         const old = contractCertificate(1, { taskId: null });
         await recordAll([old]);

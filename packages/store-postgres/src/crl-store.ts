@@ -2,6 +2,13 @@ import { InvalidRequest, type CrlStore, type PublishedCrl } from '@agentca/core'
 import type { Reader } from './reader.ts';
 import { crlNumberParam, instant } from './values.ts';
 
+/** Allocates an issuer's next CRL number; the row stays locked until the transaction ends. */
+export function nextCrlNumberSql(S: string): string {
+  return `INSERT INTO ${S}.crl_state AS s (issuer, last_number) VALUES ($1, 1)
+             ON CONFLICT (issuer) DO UPDATE SET last_number = s.last_number + 1
+             RETURNING last_number`;
+}
+
 type Issuer = PublishedCrl['issuer'];
 
 interface CrlRow {
@@ -31,9 +38,7 @@ export class PostgresCrlStore implements CrlStore {
   constructor(read: Reader, S: string) {
     this.#read = read;
     this.#sql = {
-      next: `INSERT INTO ${S}.crl_state AS s (issuer, last_number) VALUES ($1, 1)
-             ON CONFLICT (issuer) DO UPDATE SET last_number = s.last_number + 1
-             RETURNING last_number`,
+      next: nextCrlNumberSql(S),
       // `>=`: saving the same CRL again is harmless; only a higher number already saved wins.
       save: `INSERT INTO ${S}.crls AS c (issuer, crl_number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (issuer) DO UPDATE SET
@@ -95,7 +100,7 @@ function copy(c: PublishedCrl): PublishedCrl {
   return { ...c, thisUpdate: new Date(c.thisUpdate.getTime()), nextUpdate: new Date(c.nextUpdate.getTime()), der: c.der.slice() };
 }
 
-function assertIssuer(issuer: Issuer): void {
+export function assertIssuer(issuer: Issuer): void {
   if (!ISSUERS.includes(issuer)) {
     throw new InvalidRequest('ERR_CRL_ISSUER_INVALID', `unknown crl issuer ${JSON.stringify(issuer)}: use intermediate or root`);
   }

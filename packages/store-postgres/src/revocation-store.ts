@@ -11,6 +11,7 @@ import {
 import type pg from 'pg';
 import { prepareEvent, withDetail, type AuditedWriteQueue } from './audited-writes.ts';
 import { keyedLookup, type Coalescer } from './coalescer.ts';
+import { assertIssuer, nextCrlNumberSql } from './crl-store.ts';
 import type { Reader } from './reader.ts';
 import { assertCanonicalSerial, copy, crlNumberParam, instant, int, storable } from './values.ts';
 
@@ -56,7 +57,7 @@ type SelectorKind = keyof typeof SELECTOR_COLUMNS;
 export class PostgresRevocationStore implements RevocationStore {
   readonly #read: Reader;
   readonly #writes: AuditedWriteQueue;
-  readonly #sql: Record<'lockFeed' | 'moveFeed' | 'insert' | 'upgrade' | 'block' | 'listed' | 'markListed' | 'changes', string> & {
+  readonly #sql: Record<'lockFeed' | 'moveFeed' | 'insert' | 'upgrade' | 'block' | 'listed' | 'markListed' | 'changes' | 'nextCrlNumber', string> & {
     matches: Record<SelectorKind, string>;
   };
   readonly #get: Coalescer<string, RevocationRow | null>;
@@ -88,6 +89,7 @@ export class PostgresRevocationStore implements RevocationStore {
       listed: `SELECT ${COLUMNS} FROM ${S}.revocations WHERE final_crl IS NULL ORDER BY serial`,
       markListed: `UPDATE ${S}.revocations SET final_crl = $1 WHERE final_crl IS NULL AND not_after < $2`,
       changes: `SELECT ${COLUMNS} FROM ${S}.revocations WHERE change_seq > $1 ORDER BY change_seq LIMIT $2`,
+      nextCrlNumber: nextCrlNumberSql(S),
     };
     const query = <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => read.query<R>(sql, params);
     // OCSP lookups and issuance checks, many at once under load: one statement per batch.
@@ -159,6 +161,22 @@ export class PostgresRevocationStore implements RevocationStore {
   /** One indexed scan of the entries not yet dropped, in serial (byte) order. */
   async crlEntries(): Promise<RevocationRecord[]> {
     return (await this.#read.query<RevocationRow>(this.#sql.listed)).rows.map(toRecord);
+  }
+
+  /**
+   * The number first, then the entries, in one transaction: the number's `crl_state` row stays
+   * locked until commit, so the next allocation (on any replica) waits for it, and its entries
+   * are read by a later statement that sees everything this one did, and more.
+   *
+   * @throws InvalidRequest `ERR_CRL_ISSUER_INVALID`
+   */
+  async numberedCrlEntries(issuer: 'intermediate' | 'root'): Promise<{ crlNumber: bigint; entries: RevocationRecord[] }> {
+    assertIssuer(issuer);
+    return this.#read.transaction(async (query) => {
+      const n = await query<{ last_number: string }>(this.#sql.nextCrlNumber, [issuer]);
+      const entries = (await query<RevocationRow>(this.#sql.listed)).rows.map(toRecord);
+      return { crlNumber: BigInt(n.rows[0]!.last_number), entries };
+    });
   }
 
   /** @throws InvalidRequest `ERR_CRL_NUMBER_INVALID`, `ERR_DATE_INVALID` */

@@ -132,6 +132,36 @@ describe('two replicas on one database', () => {
     expect(await verify(a!.audit)).toMatchObject({ ok: true, events: 800 });
   });
 
+  it('never numbers a CRL above another that lists an entry it lacks, while both revoke and build CRLs at once', async () => {
+    const [a, b] = await replicas(2);
+    const certs = Array.from({ length: 300 }, (_, i) => contractCertificate(5000 + i));
+    for (let i = 0; i < certs.length; i += 100) {
+      await Promise.all(certs.slice(i, i + 100).map((c) => a!.certificates.reserveSerial(c.serial, c.issuedAt).then(() => a!.certificates.record(c, contractIssueEvent(c)))));
+    }
+    const at = new Date(T0 + 600_000);
+    const built: { crlNumber: bigint; serials: Set<string> }[] = [];
+    let done = false;
+    // Both replicas build CRLs as fast as they can, three builders each, while both revoke.
+    const builders = [a!, b!, a!, b!, a!, b!].map(async (s) => {
+      while (!done) {
+        const { crlNumber, entries } = await s.revocations.numberedCrlEntries('intermediate');
+        built.push({ crlNumber, serials: new Set(entries.map((e) => e.serial)) });
+      }
+    });
+    await Promise.all(certs.map((c, i) => (i % 2 ? a! : b!).revocations.revoke({ serial: c.serial }, 'superseded', at, { type: 'revoke', actor: 'operator', outcome: 'ok', at })));
+    done = true;
+    await Promise.all(builders);
+    built.sort((x, y) => (x.crlNumber < y.crlNumber ? -1 : 1));
+    expect(built.length).toBeGreaterThan(10);
+    expect(new Set(built.map((x) => x.crlNumber)).size).toBe(built.length);
+    // Each CRL lists everything the one numbered just below it listed (nothing expires here).
+    for (let i = 1; i < built.length; i++) {
+      const missing = [...built[i - 1]!.serials].filter((s) => !built[i]!.serials.has(s));
+      expect({ crlNumber: built[i]!.crlNumber, missing }).toEqual({ crlNumber: built[i]!.crlNumber, missing: [] });
+    }
+    expect(built.at(-1)!.serials.size).toBeLessThanOrEqual(300);
+  });
+
   it('migrates once when replicas open a fresh database together', async () => {
     const schema = `together_${schemas++}`;
     const stores = await Promise.all(Array.from({ length: 4 }, () => openPostgresStore(db.url, { clock, schema, max: 2 })));

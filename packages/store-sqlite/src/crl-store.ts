@@ -23,6 +23,11 @@ const MAX_CRL_NUMBER = 2n ** 63n - 1n;
  * issuer in `crls`; older CRLs are not kept. A number is allocated by one upsert in the write
  * queue, so it is durable before it is returned and never handed out twice.
  */
+/** Allocates an issuer's next CRL number (shared with the revocation store's numberedCrlEntries). */
+export const NEXT_CRL_NUMBER_SQL = `INSERT INTO crl_state (issuer, last_number) VALUES (?, 1)
+  ON CONFLICT (issuer) DO UPDATE SET last_number = last_number + 1
+  RETURNING last_number`;
+
 export class SqliteCrlStore implements CrlStore {
   readonly #queue: WriteQueue;
   readonly #next: Database.Statement<[Issuer], bigint>;
@@ -32,11 +37,7 @@ export class SqliteCrlStore implements CrlStore {
   constructor(db: Database.Database, queue: WriteQueue) {
     this.#queue = queue;
     this.#next = db
-      .prepare(
-        `INSERT INTO crl_state (issuer, last_number) VALUES (?, 1)
-         ON CONFLICT (issuer) DO UPDATE SET last_number = last_number + 1
-         RETURNING last_number`,
-      )
+      .prepare(NEXT_CRL_NUMBER_SQL)
       .pluck()
       .safeIntegers() as Database.Statement<[Issuer], bigint>;
     // `>=`: saving the same CRL again is harmless; only a higher number already saved wins.
@@ -107,7 +108,7 @@ export function crlNumberParam(n: bigint): bigint {
   return n;
 }
 
-function assertIssuer(issuer: Issuer): void {
+export function assertIssuer(issuer: Issuer): void {
   if (!ISSUERS.includes(issuer)) {
     throw new InvalidRequest('ERR_CRL_ISSUER_INVALID', `unknown crl issuer ${JSON.stringify(issuer)}: use intermediate or root`);
   }

@@ -11,7 +11,7 @@ import {
 import type Database from 'better-sqlite3';
 import type { SqliteAuditStore } from './audit-store.ts';
 import { millis } from './certificate-store.ts';
-import { crlNumberParam } from './crl-store.ts';
+import { assertIssuer, crlNumberParam, NEXT_CRL_NUMBER_SQL } from './crl-store.ts';
 import { assertCanonicalSerial } from './serial.ts';
 import { readNow } from './sqlite-errors.ts';
 import type { WriteQueue } from './write-queue.ts';
@@ -63,6 +63,7 @@ export class SqliteRevocationStore implements RevocationStore {
   readonly #block: Database.Statement<[string, string, number]>;
   readonly #get: Database.Statement<[string], RevocationRow>;
   readonly #listed: Database.Statement<[], RevocationRow>;
+  readonly #nextCrlNumber: Database.Statement<['intermediate' | 'root'], bigint>;
   readonly #markListed: Database.Statement<[bigint, number]>;
   readonly #changes: Database.Statement<[number, number], RevocationRow>;
   readonly #blocked: Database.Statement<[string], number>;
@@ -89,6 +90,7 @@ export class SqliteRevocationStore implements RevocationStore {
     this.#block = db.prepare('INSERT INTO blocked_keys (key_fingerprint, serial, at) VALUES (?, ?, ?) ON CONFLICT (key_fingerprint) DO NOTHING');
     this.#get = db.prepare(`SELECT ${COLUMNS} FROM revocations WHERE serial = ?`);
     this.#listed = db.prepare(`SELECT ${COLUMNS} FROM revocations WHERE final_crl IS NULL ORDER BY serial`);
+    this.#nextCrlNumber = db.prepare(NEXT_CRL_NUMBER_SQL).pluck().safeIntegers() as Database.Statement<['intermediate' | 'root'], bigint>;
     this.#markListed = db.prepare('UPDATE revocations SET final_crl = ? WHERE final_crl IS NULL AND not_after < ?');
     this.#changes = db.prepare(`SELECT ${COLUMNS} FROM revocations WHERE change_seq > ? ORDER BY change_seq LIMIT ?`);
     this.#blocked = db.prepare('SELECT EXISTS (SELECT 1 FROM blocked_keys WHERE key_fingerprint = ?)').pluck() as Database.Statement<[string], number>;
@@ -147,6 +149,12 @@ export class SqliteRevocationStore implements RevocationStore {
   /** One indexed scan of the entries not yet dropped, in serial (hex text) order. */
   async crlEntries(): Promise<RevocationRecord[]> {
     return readNow(() => this.#listed.all().map(toRecord));
+  }
+
+  /** The next CRL number and the entries, read in the same write transaction. @throws InvalidRequest `ERR_CRL_ISSUER_INVALID` */
+  async numberedCrlEntries(issuer: 'intermediate' | 'root'): Promise<{ crlNumber: bigint; entries: RevocationRecord[] }> {
+    assertIssuer(issuer);
+    return this.#queue.enqueue(() => ({ crlNumber: this.#nextCrlNumber.get(issuer) as bigint, entries: this.#listed.all().map(toRecord) }));
   }
 
   /** @throws InvalidRequest `ERR_CRL_NUMBER_INVALID`, `ERR_DATE_INVALID` */

@@ -40,6 +40,14 @@ export interface RevocationStore {
   get(serial: string): Promise<RevocationRecord | null>;
   /** Entries a new CRL lists: every revocation not yet dropped, in serial order. */
   crlEntries(): Promise<RevocationRecord[]>;
+  /**
+   * Allocates the next CRL number of `issuer` (the sequence of `CrlStore.nextCrlNumber`) and
+   * reads {@link crlEntries} after it, in one transaction that holds the number until it
+   * commits: whoever allocates the next number reads after this commit, so a CRL with a higher
+   * number lists every entry a lower-numbered one does (until the entry drops after expiry),
+   * even when several processes build CRLs at once.
+   */
+  numberedCrlEntries(issuer: 'intermediate' | 'root'): Promise<{ crlNumber: bigint; entries: RevocationRecord[] }>;
   /** After CRL `crlNumber` issued at `thisUpdate` is saved: entries expired before `thisUpdate` have now been listed after expiry and drop from later CRLs. */
   markListedAfterExpiry(crlNumber: bigint, thisUpdate: Date): Promise<number>;
   /** Revocations with `changeSeq > since`, in order (serve polls this to refresh CRL and OCSP). */

@@ -123,8 +123,11 @@ export class CrlPublisher {
     const o = this.#o;
     if (!o.signer) throw new Unavailable('ERR_CA_KEY_OFFLINE', `the ${o.issuer} CA key is offline: its CRL cannot be re-signed here`);
     this.#keyId ??= await issuerKeyId(o.certificate);
-    const entries = o.revocations ? await o.revocations.crlEntries() : [];
-    const crlNumber = await o.crls.nextCrlNumber(o.issuer);
+    // The number first and the entries under it, in one transaction: a higher-numbered CRL
+    // (from this process or another replica) never lacks an entry a lower-numbered one lists.
+    const { crlNumber, entries } = o.revocations
+      ? await o.revocations.numberedCrlEntries(o.issuer)
+      : { crlNumber: await o.crls.nextCrlNumber(o.issuer), entries: [] };
     const thisUpdate = new Date(Math.floor(o.clock.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.validitySeconds * 1000);
     const der = await buildCrl(

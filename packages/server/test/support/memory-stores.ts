@@ -172,6 +172,10 @@ export class MemoryRevocationStore implements RevocationStore {
   async crlEntries(): Promise<RevocationRecord[]> {
     return [...this.revocations.values()].sort((a, b) => (a.serial < b.serial ? -1 : 1));
   }
+  #crlNumbers = { intermediate: 0n, root: 0n };
+  async numberedCrlEntries(issuer: 'intermediate' | 'root'): Promise<{ crlNumber: bigint; entries: RevocationRecord[] }> {
+    return { crlNumber: ++this.#crlNumbers[issuer], entries: await this.crlEntries() };
+  }
   async markListedAfterExpiry(): Promise<number> {
     return 0;
   }
