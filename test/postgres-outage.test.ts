@@ -63,6 +63,8 @@ describe('the database unreachable from a running replica', () => {
 
     proxy.cut();
     await waitFor('/healthz to report the store unreachable', async () => (await health()).store === 'unreachable', 5000, 20);
+    // The API's own /healthz fails too, so a load balancer sends issuance elsewhere.
+    expect(await api.get(`${serve.apiUrl}/healthz`)).toMatchObject({ status: 503, body: { error: { code: 'ERR_STORE_UNAVAILABLE' } } });
 
     // Issuance fails closed, with a stable code, quickly.
     const started = Date.now();
@@ -86,6 +88,7 @@ describe('the database unreachable from a running replica', () => {
     // The database is back: no restart, the replica notices and works again.
     proxy.restore();
     await waitFor('/healthz to report the store reachable', async () => (await health()).store === 'ok', 5000, 20);
+    expect(await api.get(`${serve.apiUrl}/healthz`)).toEqual({ status: 200, body: { status: 'ok', store: 'ok' } });
     const again = await api.sign(serve.apiUrl, tokensLeft[0]!, csr);
     expect(again.status, JSON.stringify(again.body)).toBe(200);
     // The token refused during the outage was not spent.

@@ -71,10 +71,18 @@ export class ApiClient {
 
   post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Answer> {
     const text = JSON.stringify(body);
+    return this.#request('POST', url, text, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers });
+  }
+
+  get(url: string): Promise<Answer> {
+    return this.#request('GET', url, '', {});
+  }
+
+  #request(method: 'GET' | 'POST', url: string, text: string, headers: Record<string, string>): Promise<Answer> {
     return new Promise((resolve, reject) => {
       const req = https.request(
         url,
-        { method: 'POST', agent: this.#agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers } },
+        { method, agent: this.#agent, headers },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

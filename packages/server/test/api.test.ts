@@ -320,6 +320,26 @@ describe('hardening (inject)', () => {
     await limited.close();
   });
 
+  it('answers /healthz with 503 ERR_STORE_UNAVAILABLE while the store cannot be reached, and ok again when it can', async () => {
+    let up = true;
+    const watched = buildApp(ca, { storeReachable: () => up });
+    expect((await watched.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok', store: 'ok' });
+    up = false;
+    expectError(
+      await watched.inject({ method: 'GET', url: '/healthz' }),
+      503,
+      'ERR_STORE_UNAVAILABLE',
+      'the store cannot be reached: issuance, renewal and revocation are refused until it returns',
+    );
+    // The bundle needs no store.
+    expect((await watched.inject({ method: 'GET', url: '/v1/bundle' })).statusCode).toBe(200);
+    up = true;
+    const back = await watched.inject({ method: 'GET', url: '/healthz' });
+    expect(back.statusCode).toBe(200);
+    expect(back.json()).toEqual({ status: 'ok', store: 'ok' });
+    await watched.close();
+  });
+
   it('serves the bundle, health, metrics and the OpenAPI document', async () => {
     const bundle = await app.inject({ method: 'GET', url: '/v1/bundle' });
     expect(bundle.statusCode).toBe(200);

@@ -135,6 +135,7 @@ export function register(program: Command, io: CliIo): void {
       clock: authority.clock,
       log,
       https: { key: serverCert.key, cert: serverCert.cert, ca: tlsCa },
+      storeReachable: () => runtime.storeReachable,
     });
     const renewServer = scheduleServerRenewal(serverCert.notAfter, async () => {
       const next = await issueServerCertificate(authority, ca.config.trustDomain, names);

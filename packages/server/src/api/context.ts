@@ -41,6 +41,12 @@ export interface ApiServerOptions {
   https?: { key: string; cert: string; ca: string };
   /** Per client IP. Default 1000 requests per 10 s. */
   rateLimit?: { max: number; timeWindowMs: number };
+  /**
+   * Whether the store answers (serve: false while polling it fails). With it, /healthz says
+   * `"store": "ok"`, or answers 503 `ERR_STORE_UNAVAILABLE` so a load balancer sends issuance
+   * to another replica.
+   */
+  storeReachable?: () => boolean;
 }
 
 /** What the route groups share. */

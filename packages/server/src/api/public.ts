@@ -1,4 +1,5 @@
 /** The routes anyone may call: GET /v1/bundle, GET /healthz, GET /metrics, GET /openapi.json. */
+import { Unavailable } from '@agentca/core';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from './context.ts';
 import { buildOpenApiDocument } from './openapi.ts';
@@ -18,7 +19,11 @@ export function registerPublicRoutes(app: FastifyInstance, ctx: ApiContext): voi
     method: API_ROUTES.health.method,
     url: API_ROUTES.health.url,
     schema: API_ROUTES.health.schema,
-    handler: async () => ({ status: 'ok' }),
+    handler: async () => {
+      if (!ctx.o.storeReachable) return { status: 'ok' };
+      if (!ctx.o.storeReachable()) throw new Unavailable('ERR_STORE_UNAVAILABLE', 'the store cannot be reached: issuance, renewal and revocation are refused until it returns');
+      return { status: 'ok', store: 'ok' };
+    },
   });
 
   app.route({

@@ -302,12 +302,24 @@ const HEALTH: RouteSpec = {
   url: '/healthz',
   auth: 'none',
   tag: 'operations',
-  summary: 'liveness',
-  description: 'Answers `{"status": "ok"}` while the server takes requests.',
+  summary: 'liveness and store reachability',
+  description:
+    'Answers `{"status": "ok", "store": "ok"}` while the server takes requests and reaches its store, and 503 `ERR_STORE_UNAVAILABLE` while it cannot reach the store (CRL and OCSP keep serving on the plain-HTTP listener): a load balancer health check on it sends issuance to a replica that can issue.',
   schema: {
-    response: { 200: { type: 'object', additionalProperties: false, required: ['status'], properties: { status: { type: 'string', enum: ['ok'], description: 'always `ok`' } } }, ...errors },
+    response: {
+      200: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['status'],
+        properties: {
+          status: { type: 'string', enum: ['ok'], description: 'always `ok`' },
+          store: { type: 'string', enum: ['ok'], description: 'the store answers' },
+        },
+      },
+      ...errors,
+    },
   },
-  errors: [],
+  errors: ['ERR_STORE_UNAVAILABLE'],
 };
 
 const METRICS: RouteSpec = {
