@@ -236,24 +236,11 @@ function sh(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: str
 }
 
 async function mintTokens(dir: string, n: number, file: string): Promise<number> {
-  const { openCaDir, profilesFromConfig } = await import('@agentca/node');
-  const { JoinTokens, InvalidRequest, systemClock, webCryptoRandom, webCryptoBackend } = await import('@agentca/core');
+  const { joinTokensOf, openCaDir } = await import('@agentca/node');
   const ca = await openCaDir(dir);
   const t0 = performance.now();
   try {
-    const profiles = new Map(profilesFromConfig(ca.config).map((p) => [p.name, p]));
-    const jt = new JoinTokens({
-      trustDomain: ca.config.trustDomain,
-      profile: (name) => {
-        const p = profiles.get(name);
-        if (!p) throw new InvalidRequest('ERR_PROFILE_UNKNOWN', `no profile ${name}`);
-        return p;
-      },
-      tokens: ca.store.tokens,
-      clock: systemClock,
-      random: webCryptoRandom,
-      crypto: webCryptoBackend(),
-    });
+    const jt = joinTokensOf(ca);
     const out: string[] = [];
     const CHUNK = 512; // concurrent creates share the store's write batches
     for (let i = 0; i < n; i += CHUNK) {

@@ -67,10 +67,7 @@ async function main() {
   try {
     const keys = new FileKeyStore({ dir: join(dir, 'keys'), passphrase: 'bench-passphrase' });
     const { root, intermediate } = await createHierarchy({ trustDomain: 'bench.example', keyAlgorithm: 'ec-p256', keys, clock: systemClock, random: webCryptoRandom });
-    const store = await openSqliteStore(join(dir, 'agentca.db'), {
-      ...(process.env.BENCH_BATCH_MS ? { minBatchIntervalMs: Number(process.env.BENCH_BATCH_MS) } : {}),
-      ...(process.env.BENCH_SYNC ? { sync: process.env.BENCH_SYNC as 'queue' | 'sqlite' } : {}),
-    });
+    const store = await openSqliteStore(join(dir, 'agentca.db'), process.env.BENCH_BATCH_MS ? { minBatchIntervalMs: Number(process.env.BENCH_BATCH_MS) } : {});
     const backend = new NodeCryptoBackend();
     const authority = await Authority.open({
       trustDomain: 'bench.example',
@@ -120,7 +117,7 @@ async function main() {
     await store.close();
     await backend.close();
     console.log(`machine: ${cpus().length} cores, node ${process.version}, openssl ${process.versions.openssl}`);
-    console.log(`agentca issuance (P-256, stored + audited, concurrency ${CONCURRENCY}): ${ours.toFixed(0)}/s  (${N - 200} certificates in ${secs.toFixed(2)} s; ${stored} rows stored in ${store.committedBatches} commits, ${store.checkpoints} off-thread checkpoints; ${cpuPct.toFixed(0)}% CPU = ${((cpu.user + cpu.system) / (N - 200)).toFixed(0)} µs CPU per certificate)`);
+    console.log(`agentca issuance (P-256, stored + audited, concurrency ${CONCURRENCY}): ${ours.toFixed(0)}/s  (${N - 200} certificates in ${secs.toFixed(2)} s; ${stored} rows stored in ${store.committedBatches} commits; ${cpuPct.toFixed(0)}% CPU = ${((cpu.user + cpu.system) / (N - 200)).toFixed(0)} µs CPU per certificate)`);
     if (main0 !== null && main1 !== null)
       console.log(`  main thread: ${((main1 - main0) / (N - 200)).toFixed(0)} µs CPU per certificate (the event loop's share; the rest ran on worker threads)`);
     console.log(`raw node:crypto P-256 verify+sign, one thread:                 ${raw.toFixed(0)}/s  (before ${raw1.toFixed(0)}, after ${raw2.toFixed(0)})`);

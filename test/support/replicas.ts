@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
 import * as asn1js from 'asn1js';
-import { buildCsr, InvalidRequest, JoinTokens, systemClock, toPem, webCryptoBackend, webCryptoRandom } from '@agentca/core';
-import { KeyObjectSigner, openCaDir, profilesFromConfig } from '@agentca/node';
+import { buildCsr, toPem } from '@agentca/core';
+import { joinTokensOf, KeyObjectSigner, openCaDir } from '@agentca/node';
 import { ok } from './cli.ts';
 
 /** A P-256 CSR (PEM) made in-process; the CA ignores its subject. */
@@ -23,19 +23,7 @@ export async function csrPem(): Promise<string> {
 export async function mintTokens(dir: string, n: number, prefix = 'w'): Promise<string[]> {
   const ca = await openCaDir(dir);
   try {
-    const profiles = new Map(profilesFromConfig(ca.config).map((p) => [p.name, p]));
-    const jt = new JoinTokens({
-      trustDomain: ca.config.trustDomain,
-      profile: (name) => {
-        const p = profiles.get(name);
-        if (!p) throw new InvalidRequest('ERR_PROFILE_UNKNOWN', `no profile ${name}`);
-        return p;
-      },
-      tokens: ca.store.tokens,
-      clock: systemClock,
-      random: webCryptoRandom,
-      crypto: webCryptoBackend(),
-    });
+    const jt = joinTokensOf(ca);
     const out: string[] = [];
     for (let i = 0; i < n; i += 500) {
       const batch = await Promise.all(

@@ -28,6 +28,8 @@ import {
   systemClock,
   toPem,
   webCryptoRandom,
+  webCryptoBackend,
+  JoinTokens,
   serverProfile,
   type AuditStore,
   type CertificateStore,
@@ -316,6 +318,26 @@ export async function openCaDir(dirOpt: string, o: { clock?: Clock; store?: stri
   const name = o.store ?? config.store;
   const store = await openStore(dir, name, o.clock ? { clock: o.clock } : {});
   return { dir, config, store, storeLocation: await describeStore(name), root, intermediate, close: () => store.close() };
+}
+
+/**
+ * The join-token provisioner of an opened CA, for minting tokens without the CA key (`agentca
+ * token create`, tests and benches): the profiles of its config, its store, the system clock.
+ */
+export function joinTokensOf(ca: OpenCa): JoinTokens {
+  const profiles = new Map(profilesFromConfig(ca.config).map((p) => [p.name, p]));
+  return new JoinTokens({
+    trustDomain: ca.config.trustDomain,
+    profile: (name) => {
+      const p = profiles.get(name);
+      if (!p) throw new InvalidRequest('ERR_PROFILE_UNKNOWN', `there is no profile named ${JSON.stringify(name)}`);
+      return p;
+    },
+    tokens: ca.store.tokens,
+    clock: systemClock,
+    random: webCryptoRandom,
+    crypto: webCryptoBackend(),
+  });
 }
 
 /** Opens the CA with its issuing key unlocked, ready to issue. */

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCsr, fromBase64, toBase64, toPem, type Signer } from '@agentca/core';
 import type { FastifyInstance } from 'fastify';
 import { TD, buildApp, csrPem, makeCa, newKey, type Ca } from './support/api-fixture.ts';
-import { Prng, seedFrom } from './support/prng.ts';
+import { Prng, seedFrom } from '@agentca/core/testing';
 
 const ITERATIONS = 10_000;
 const SEED = seedFrom('API_FUZZ_SEED');

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { JoinTokens, parseDuration, systemClock, webCryptoBackend, webCryptoRandom, InvalidRequest } from '@agentca/core';
-import { openCaDir, profilesFromConfig } from '@agentca/node';
+import { parseDuration, InvalidRequest } from '@agentca/core';
+import { joinTokensOf, openCaDir } from '@agentca/node';
 import { json, type CliIo } from '../io.ts';
 import { dirOf, storeOf, withDir, withJson, withStore, type DirOptions, type StoreOptions } from '../options.ts';
 
@@ -29,20 +29,7 @@ export function register(program: Command, io: CliIo): void {
     if (o.taskTtl !== undefined && o.task === undefined) throw new InvalidRequest('ERR_TASK_TTL_WITHOUT_TASK', '--task-ttl needs --task');
     const ca = await openCaDir(dirOf(o, io), { store: storeOf(o, io) });
     try {
-      const profiles = new Map(profilesFromConfig(ca.config).map((p) => [p.name, p]));
-      const tokens = new JoinTokens({
-        trustDomain: ca.config.trustDomain,
-        profile: (name) => {
-          const p = profiles.get(name);
-          if (!p) throw new InvalidRequest('ERR_PROFILE_UNKNOWN', `there is no profile named ${JSON.stringify(name)}`);
-          return p;
-        },
-        tokens: ca.store.tokens,
-        clock: systemClock,
-        random: webCryptoRandom,
-        crypto: webCryptoBackend(),
-      });
-      const t = await tokens.create({
+      const t = await joinTokensOf(ca).create({
         spiffeId: o.id,
         profile: o.profile,
         ttlSeconds: parseDuration(o.ttl, '--ttl'),

@@ -1,4 +1,4 @@
-/** A small seeded PRNG (sfc32) for property and fuzz tests: the seed alone reproduces a run. */
+/** A small seeded PRNG (sfc32) for property and fuzz tests: the seed alone reproduces a run. Also `@agentca/core/testing`, for other packages' tests. */
 export class Prng {
   #a: number;
   #b: number;
@@ -34,6 +34,11 @@ export class Prng {
   /** An integer in [0, n). */
   int(n: number): number {
     return Math.floor((this.next() / 0x1_0000_0000) * n);
+  }
+
+  /** True with probability `p`. */
+  chance(p: number): boolean {
+    return this.next() / 0x1_0000_0000 < p;
   }
 
   pick<T>(items: readonly T[]): T {
