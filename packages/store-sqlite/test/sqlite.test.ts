@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -312,6 +312,72 @@ describe('sqlite store', () => {
       expect(store.committedBatches - before).toBe(1);
       // Serial 0 was taken before; 1-4 are asked for twice.
       expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', ...Array(5).fill('rejected')]);
+    });
+  });
+
+  describe('durability', () => {
+    it("with sync: 'queue', acknowledges each write only after an fdatasync of the WAL that followed its commit, with SQLite at synchronous=NORMAL", async () => {
+      store = await openSqliteStore(path, { clock, sync: 'queue' });
+      raw = new Database(path);
+      const syncs0 = store.walSyncs;
+      for (let i = 0; i < 5; i++) {
+        const commits = store.committedBatches;
+        const syncs = store.walSyncs;
+        await store.certificates.reserveSerial(contractSerial(i), clock.now());
+        expect(store.committedBatches).toBe(commits + 1);
+        expect(store.walSyncs).toBe(syncs + 1);
+      }
+      expect(store.walSyncs - syncs0).toBe(5);
+      expect(raw.prepare('SELECT count(*) FROM serials').pluck().get()).toBe(5);
+    });
+
+    it('commits the writes that gather during a WAL sync together: one commit per sync under load', async () => {
+      store = await openSqliteStore(path, { clock, sync: 'queue' });
+      const commits = store.committedBatches;
+      const syncs = store.walSyncs;
+      await Promise.all(Array.from({ length: 2000 }, (_, i) => store!.certificates.reserveSerial(contractSerial(i), clock.now())));
+      expect(store.walSyncs - syncs).toBe(store.committedBatches - commits);
+      expect(store.committedBatches - commits).toBeLessThanOrEqual(10);
+    });
+
+    it("with sync: 'queue', checkpoints the WAL into the database file from a worker thread while writes come in", async () => {
+      store = await openSqliteStore(path, { clock, sync: 'queue' });
+      const dbBytes = statSync(path).size;
+      const end = performance.now() + 1300;
+      let n = 0;
+      while (performance.now() < end) {
+        const c = contractCertificate(n++);
+        await store.certificates.reserveSerial(c.serial, c.issuedAt);
+        await store.certificates.record(c, contractIssueEvent(c));
+      }
+      await new Promise((r) => setTimeout(r, 200)); // let the last checkpoint finish
+      expect(store.checkpoints).toBeGreaterThanOrEqual(1);
+      // The database file itself grew while the store was open: pages were copied out of the WAL.
+      expect(statSync(path).size).toBeGreaterThan(dbBytes);
+      raw = new Database(path, { readonly: true });
+      expect(raw.prepare('SELECT count(*) FROM certificates').pluck().get()).toBe(n);
+    });
+
+    it("by default (sync: 'sqlite'), leaves each commit's fsync to SQLite (synchronous=FULL) and makes none itself", async () => {
+      store = await openSqliteStore(path, { clock });
+      await store.certificates.reserveSerial(contractSerial(1), clock.now());
+      expect(store.walSyncs).toBe(0);
+      raw = new Database(path);
+      expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+    });
+
+    it('fails a write whose WAL sync fails as unavailable, and refuses every later write', async () => {
+      store = await openSqliteStore(path, { clock, sync: 'queue' });
+      // Replace the WAL path with a directory: the queue notices the file changed and cannot open it.
+      const wal = `${path}-wal`;
+      rmSync(wal);
+      mkdirSync(wal);
+      try {
+        await expect(store.certificates.reserveSerial(contractSerial(1), clock.now())).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE', message: 'the store could not sync its write-ahead log' });
+        await expect(store.certificates.reserveSerial(contractSerial(2), clock.now())).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+      } finally {
+        store = undefined; // closing would sync again and fail the same way
+      }
     });
   });
 

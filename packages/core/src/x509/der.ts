@@ -214,6 +214,20 @@ export function readOid(buf: Uint8Array, el: DerElement): string {
   if (el.tag !== TAG.OID) bad('expected an OBJECT IDENTIFIER');
   const c = content(buf, el);
   if (c.length === 0 || c.length > 64) bad('bad OBJECT IDENTIFIER length');
+  // Certificates and CSRs repeat a few dozen OIDs: decoded ones are remembered (bounded, so
+  // a peer sending endless new OIDs only ever pays for decoding them).
+  const key = String.fromCharCode.apply(null, c as unknown as number[]);
+  const known = OID_CACHE.get(key);
+  if (known !== undefined) return known;
+  const text = decodeOid(c);
+  if (OID_CACHE.size < OID_CACHE_MAX) OID_CACHE.set(key, text);
+  return text;
+}
+
+const OID_CACHE = new Map<string, string>();
+const OID_CACHE_MAX = 512;
+
+function decodeOid(c: Uint8Array): string {
   const arcs: bigint[] = [];
   let v = 0n;
   let fresh = true;

@@ -32,6 +32,12 @@ function ecJwk(crv: 'P-256' | 'P-384', point: Uint8Array): JsonWebKey {
 export interface NodeCryptoBackendOptions {
   /** Worker threads for verification; default: the number of CPUs (at least 1). 0 verifies on the calling thread. */
   workers?: number;
+  /**
+   * Nice value of the worker threads on Linux (0–19, default 10): below the event loop, which
+   * is the one stage every issuance passes through, so a busy machine delays verifications
+   * rather than the loop. 0 keeps them at the event loop's priority.
+   */
+  nice?: number;
 }
 
 export class NodeCryptoBackend implements CryptoBackend {
@@ -44,8 +50,10 @@ export class NodeCryptoBackend implements CryptoBackend {
 
   constructor(o: NodeCryptoBackendOptions = {}) {
     const n = o.workers ?? Math.max(1, cpus().length);
+    const nice = o.nice ?? 10;
+    if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new RangeError('nice must be an integer from 0 to 19');
     for (let i = 0; i < n; i++) {
-      const w = new Worker(new URL('./verify-worker.mjs', import.meta.url));
+      const w = new Worker(new URL('./verify-worker.mjs', import.meta.url), { workerData: { nice } });
       w.unref();
       w.on('message', (res: Int32Array) => this.#settle(res));
       w.on('error', (e) => this.#failAll(e));
