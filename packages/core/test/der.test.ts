@@ -145,6 +145,16 @@ describe('OBJECT IDENTIFIER', () => {
     expect(readOid(enc, top(enc))).toBe(dotted);
   });
 
+  it('decodes the same after its decode cache is full, and a bad OID stays bad after a good one with the same prefix was cached', () => {
+    // 600 distinct OIDs fill the cache (512 entries) and spill past it; each must still read back right, twice.
+    const many = Array.from({ length: 600 }, (_, i) => `1.3.6.1.4.1.99999.${i}.${i * 7919}`);
+    for (let round = 0; round < 2; round++) for (const dotted of many) expect(readOid(oid(dotted), top(oid(dotted)))).toBe(dotted);
+    const good = hex('06032a8648');
+    expect(readOid(good, top(good))).toBe('1.2.840');
+    const truncated = hex('06032a8686');
+    malformed(() => readOid(truncated, top(truncated)), 'truncated OID arc');
+  });
+
   it.each([
     ['0600', 'bad OBJECT IDENTIFIER length'],
     ['0602802a', 'non-minimal OID arc'],

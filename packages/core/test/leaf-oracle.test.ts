@@ -377,6 +377,45 @@ describe('issuance policy', () => {
   });
 });
 
+describe('parts of the leaf encoded once per profile and key family', () => {
+  it('follow the profile and the key: two profiles and two key families, interleaved, each get their own extKeyUsage and keyUsage', async () => {
+    const ca = await makeCa('ec-p256');
+    const clientOnly = { ...DEFAULT_PROFILE, name: 'client-only', extKeyUsage: ['clientAuth'] as const };
+    const authority = await Authority.open({
+      trustDomain: TD,
+      issuer: { certificate: ca.intermediate, signer: ca.signer },
+      roots: [ca.root],
+      profiles: [DEFAULT_PROFILE, { ...clientOnly, extKeyUsage: [...clientOnly.extKeyUsage] }],
+      store: memoryStore(),
+      clock: ca.clock,
+      urls: { crl: ['http://ca.example.org/crl'], ocsp: ['http://ca.example.org/ocsp'] },
+    });
+    const seen: string[] = [];
+    for (const [profile, kind] of [
+      ['default', 'ec-p256'],
+      ['client-only', 'rsa-2048'],
+      ['default', 'rsa-2048'],
+      ['client-only', 'ec-p256'],
+      ['default', 'ec-p256'],
+    ] as const) {
+      const issued = await authority.issue({ csr: subjects[kind].csr, attestation: { ...attestation(`spiffe://${TD}/agent/${profile}`), profile } });
+      const leaf = new x509.X509Certificate(issued.der as BufferSource);
+      const eku = leaf.getExtension(x509.ExtendedKeyUsageExtension)!.usages.join(',');
+      const ku = leaf.getExtension(x509.KeyUsagesExtension)!.usages;
+      const crl = leaf.getExtension(x509.CRLDistributionPointsExtension);
+      expect(crl, 'CRL distribution point on every leaf').toBeDefined();
+      seen.push(`${profile}/${kind}: eku ${eku}; keyEncipherment ${(ku & x509.KeyUsageFlags.keyEncipherment) !== 0}`);
+    }
+    expect(seen).toEqual([
+      'default/ec-p256: eku 1.3.6.1.5.5.7.3.2,1.3.6.1.5.5.7.3.1; keyEncipherment false',
+      'client-only/rsa-2048: eku 1.3.6.1.5.5.7.3.2; keyEncipherment true',
+      'default/rsa-2048: eku 1.3.6.1.5.5.7.3.2,1.3.6.1.5.5.7.3.1; keyEncipherment true',
+      'client-only/ec-p256: eku 1.3.6.1.5.5.7.3.2; keyEncipherment false',
+      'default/ec-p256: eku 1.3.6.1.5.5.7.3.2,1.3.6.1.5.5.7.3.1; keyEncipherment false',
+    ]);
+  });
+});
+
 describe('the lean certificate parser', () => {
   it('refuses a validity without notAfter as malformed DER, not with a TypeError', async () => {
     const ca = await makeCa('ec-p256');

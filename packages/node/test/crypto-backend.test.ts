@@ -63,3 +63,61 @@ describe.each(Object.entries(backends))('NodeCryptoBackend on %s', (_name, backe
     expect(await backend.verify(info, signatureSchemeFor('ed25519'), data, signature)).toBe(false);
   });
 });
+
+describe('NodeCryptoBackend workers', () => {
+  it('verify views into larger buffers by their own bytes (a batch travels as two packed buffers)', async () => {
+    const backend = new NodeCryptoBackend({ workers: 1 });
+    try {
+      const jobs = (['ec-p256', 'ec-p384', 'ed25519', 'rsa-2048'] as KeyAlgorithm[]).map((alg) => ({ alg, ...signed(alg) }));
+      // Every byte string sits at an offset inside a bigger buffer with junk around it.
+      const embed = (b: Uint8Array) => {
+        const big = new Uint8Array(b.length + 200).fill(0xa5);
+        big.set(b, 77);
+        return big.subarray(77, 77 + b.length);
+      };
+      const results = await Promise.all(
+        jobs.flatMap((j) => [
+          backend.verify({ ...j.info, keyBytes: embed(j.info.keyBytes), spki: embed(j.info.spki) }, j.scheme, embed(data), embed(j.signature)),
+          backend.verify({ ...j.info, keyBytes: embed(j.info.keyBytes), spki: embed(j.info.spki) }, j.scheme, embed(data.subarray(1)), embed(j.signature)),
+        ]),
+      );
+      expect(results).toEqual(jobs.flatMap(() => [true, false]));
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it.runIf(process.platform === 'linux')('run below the event loop (nice 10 by default, as asked otherwise), and never lower the calling thread', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const niceOf = () =>
+      new Map(
+        readdirSync('/proc/self/task').map((tid) => {
+          // Fields after "(comm) ": state is index 0, so nice (field 19 of stat) is index 16.
+          const after = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+          return [tid, Number(after[16])] as const;
+        }),
+      );
+    const before = niceOf();
+    const { info, scheme, signature } = signed('ec-p256');
+    const niced = new NodeCryptoBackend({ workers: 2 });
+    let plain: NodeCryptoBackend | undefined;
+    try {
+      expect(await niced.verify(info, scheme, data, signature)).toBe(true);
+      expect(await niced.verify(info, scheme, data, signature)).toBe(true); // the second worker (round robin)
+      const afterNiced = niceOf();
+      const nicedThreads = [...afterNiced].filter(([tid]) => !before.has(tid));
+      expect(nicedThreads.filter(([, nice]) => nice === 10)).toHaveLength(2);
+      plain = new NodeCryptoBackend({ workers: 1, nice: 0 });
+      expect(await plain.verify(info, scheme, data, signature)).toBe(true);
+      const afterPlain = niceOf();
+      const plainThreads = [...afterPlain].filter(([tid]) => !afterNiced.has(tid));
+      expect(plainThreads.length).toBeGreaterThan(0);
+      expect(plainThreads.every(([, nice]) => nice === 0)).toBe(true);
+      expect(afterPlain.get(String(process.pid))).toBe(before.get(String(process.pid)));
+    } finally {
+      await niced.close();
+      await plain?.close();
+    }
+    expect(() => new NodeCryptoBackend({ nice: 20 })).toThrow(RangeError);
+  });
+});

@@ -99,12 +99,18 @@ export class SqliteCertificateStore implements CertificateStore {
    * @throws InvalidRequest `ERR_SERIAL_INVALID` for a serial not in canonical form,
    * `ERR_DATE_INVALID`; Conflict `ERR_SERIAL_EXISTS` if it was ever reserved; Unauthenticated
    * `ERR_TOKEN_INVALID`, `ERR_TOKEN_ALREADY_USED`, `ERR_TOKEN_EXPIRED`; PolicyDenied `ERR_TASK_ENDED`.
+   *
+   * The reservation (with the token it consumes) commits without a sync of its own: it must be
+   * unique before the certificate is signed, not durable. A certificate is released only after
+   * {@link record} commits durably, and that sync covers every earlier WAL frame, so a crash can
+   * only lose a reservation whose certificate nobody received (its token is then unused again,
+   * as it in effect was). One sync per issuance instead of two.
    */
   async reserveSerial(serial: string, at: Date, options: { consumeToken?: TokenConsumption } = {}): Promise<void> {
     assertCanonicalSerial(serial);
     const reservedAt = millis(at, 'reservation time');
     const token = options.consumeToken;
-    if (token === undefined) return this.#queue.enqueue(() => this.#reserveOnly(serial, reservedAt), { singleStatement: true });
+    if (token === undefined) return this.#queue.enqueue(() => this.#reserveOnly(serial, reservedAt), { singleStatement: true, durable: false });
     if (typeof token !== 'object' || token === null || typeof token.tokenId !== 'string' || typeof token.tokenHash !== 'string') {
       throw new Unauthenticated('ERR_TOKEN_INVALID', 'the join token is not valid');
     }
@@ -124,7 +130,7 @@ export class SqliteCertificateStore implements CertificateStore {
         // Unreachable while this op holds the write lock; refuse rather than hand out a serial unpaid.
         throw new Unauthenticated('ERR_TOKEN_ALREADY_USED', `join token ${tokenId} was already used`);
       }
-    });
+    }, { durable: false });
   }
 
   #reserveOnly(serial: string, reservedAt: number): void {

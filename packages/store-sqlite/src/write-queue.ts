@@ -1,6 +1,5 @@
 import { Unavailable } from '@agentca/core';
 import type Database from 'better-sqlite3';
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, statSync } from 'node:fs';
 import { storeClosed, toStoreError } from './sqlite-errors.ts';
 
 /** A write, run synchronously inside the transaction of the batch it lands in. */
@@ -9,33 +8,18 @@ export type WriteOp<T> = () => T;
 interface Pending {
   op: WriteOp<unknown>;
   savepoint: boolean;
+  durable: boolean;
   resolve(value: unknown): void;
   reject(error: unknown): void;
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
-/** A committed batch waiting for its WAL frames to reach the disk. */
-interface Unsynced {
-  batch: Pending[];
-  outcomes: Outcome[];
-}
-
 /**
  * Group commit for one SQLite connection. Writes queued in the same turn of the event loop
  * share one `BEGIN IMMEDIATE … COMMIT`, so a batch pays for one fsync. Each write runs under
  * its own SAVEPOINT: a write that throws is rolled back alone and rejects alone, the others
- * commit. Every promise settles only after its batch's COMMIT (or its failure) and, with
- * `walPath`, after the write-ahead log holding that COMMIT is synced to disk.
- *
- * Durability off the event loop: with `walPath`, the connection runs `synchronous=NORMAL`
- * (SQLite writes each commit to the WAL without fsync, and syncs the WAL before checkpoints)
- * and the queue itself fdatasyncs the WAL file on libuv's thread pool after each commit,
- * settling the batch's promises only then. That is the guarantee of `synchronous=FULL` (the
- * WAL synced at every commit) without blocking the event loop for the fsync; commits that
- * land while a sync is in flight share the next one. A failed sync fails the batch as
- * unavailable and closes the queue to writes (after an fsync error, what reached the disk is
- * unknown).
+ * commit. Every promise settles only after its batch's COMMIT (or its failure).
  *
  * Every aggregate of a store enqueues on the same queue, so writes of different aggregates
  * are serialised and a write may touch several aggregates atomically.
@@ -48,21 +32,12 @@ export class WriteQueue {
   #scheduled = false;
   #closed = false;
   #committedBatches = 0;
+  #unsyncedCommits = 0;
   readonly #minIntervalMs: number;
   #lastCommitEnd = 0;
-  readonly #walPath: string | null;
-  #walFd: number | null = null;
-  #unsynced: Unsynced[] = [];
-  #syncing = false;
-  #syncError: Unavailable | null = null;
-  #walSyncs = 0;
 
-  readonly #onSynced: (() => void) | null;
-
-  constructor(db: Database.Database, options: { maxBatchSize?: number; minBatchIntervalMs?: number; walPath?: string; onSynced?: () => void } = {}) {
+  constructor(db: Database.Database, options: { maxBatchSize?: number; minBatchIntervalMs?: number } = {}) {
     this.#db = db;
-    this.#onSynced = options.onSynced ?? null;
-    this.#walPath = options.walPath ?? null;
     this.#maxBatchSize = options.maxBatchSize ?? 1000;
     this.#minIntervalMs = options.minBatchIntervalMs ?? 0;
     this.#statements = {
@@ -75,9 +50,9 @@ export class WriteQueue {
     };
   }
 
-  /** fdatasyncs of the WAL completed so far (with `walPath`); each acknowledged commit waited for one. */
-  get walSyncs(): number {
-    return this.#walSyncs;
+  /** Transactions committed without a sync of their own (writes enqueued with `durable: false`). */
+  get unsyncedCommits(): number {
+    return this.#unsyncedCommits;
   }
 
   /** Transactions committed so far; lets tests see that concurrent writes were batched. */
@@ -89,40 +64,21 @@ export class WriteQueue {
    * Queues `op` for the next batch; resolves with its result once the batch is committed.
    * `singleStatement: true` skips the op's SAVEPOINT: for an op that runs one statement and
    * throws only when that statement changed nothing, SQLite's statement atomicity is enough.
+   * `durable: false` lets the op's commit skip its sync (see `#run`): only for
+   * a write whose loss in a crash is harmless as long as every later durable write is kept.
    */
-  enqueue<T>(op: WriteOp<T>, options: { singleStatement?: boolean } = {}): Promise<T> {
-    if (this.#syncError) return Promise.reject(this.#syncError);
+  enqueue<T>(op: WriteOp<T>, options: { singleStatement?: boolean; durable?: boolean } = {}): Promise<T> {
     if (this.#closed) return Promise.reject(storeClosed());
     return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ op, savepoint: !options.singleStatement, resolve: resolve as (value: unknown) => void, reject });
+      this.#pending.push({ op, savepoint: !options.singleStatement, durable: options.durable ?? true, resolve: resolve as (value: unknown) => void, reject });
       this.#schedule();
     });
   }
 
-  /** Commits what is queued and syncs it, then refuses new writes. */
+  /** Commits what is queued, then refuses new writes. */
   close(): void {
     this.#closed = true;
     while (this.#pending.length > 0) this.#flushBatch();
-    if (this.#unsynced.length > 0) {
-      const waiting = this.#unsynced.splice(0);
-      let error: Unavailable | null = this.#syncError;
-      if (!error) {
-        try {
-          fdatasyncSync(this.#walFile());
-          this.#walSyncs++;
-        } catch (e) {
-          error = new Unavailable('ERR_STORE_UNAVAILABLE', 'the store could not sync its write-ahead log', { cause: e });
-        }
-      }
-      for (const u of waiting) this.#settle(u.batch, error ? u.batch.map(() => ({ ok: false, error })) : u.outcomes);
-    }
-    this.#closeWalFile();
-  }
-
-  #closeWalFile(): void {
-    if (this.#walFd === null || this.#syncing) return; // an fsync in flight closes it when done
-    closeSync(this.#walFd);
-    this.#walFd = null;
   }
 
   /**
@@ -131,8 +87,7 @@ export class WriteQueue {
    * one ended, and collects every write queued meanwhile. An idle store commits on the next turn.
    */
   #schedule(): void {
-    // While the WAL is being synced, writes gather for the next batch: one commit per sync.
-    if (this.#scheduled || this.#syncing) return;
+    if (this.#scheduled) return;
     this.#scheduled = true;
     const run = () => {
       this.#scheduled = false;
@@ -146,15 +101,15 @@ export class WriteQueue {
   }
 
   #flushBatch(): void {
-    const batch = this.#pending.splice(0, this.#maxBatchSize);
-    if (batch.length === 0) return;
-    const outcomes = this.#run(batch);
-    if (this.#walPath !== null && outcomes.some((o) => o.ok)) {
-      this.#unsynced.push({ batch, outcomes });
-      this.#sync();
-      return;
-    }
-    this.#settle(batch, outcomes);
+    const taken = this.#pending.splice(0, this.#maxBatchSize);
+    if (taken.length === 0) return;
+    // Writes that need not be durable on their own commit first, in a transaction of their own
+    // that is not synced: the next durable commit (this turn's, or a later one) syncs the WAL up
+    // to and including them.
+    const light = taken.filter((p) => !p.durable);
+    if (light.length > 0) this.#settle(light, this.#run(light, false));
+    const batch = light.length === 0 ? taken : taken.filter((p) => p.durable);
+    if (batch.length > 0) this.#settle(batch, this.#run(batch, true));
   }
 
   #settle(batch: Pending[], outcomes: Outcome[]): void {
@@ -165,59 +120,41 @@ export class WriteQueue {
     });
   }
 
-  /** One fdatasync of the WAL at a time; it covers every batch committed before it started. */
-  #sync(): void {
-    if (this.#syncing || this.#unsynced.length === 0) return;
-    const waiting = this.#unsynced.splice(0);
-    let fd: number;
-    try {
-      fd = this.#walFile();
-    } catch (e) {
-      this.#syncFailed(waiting, e);
-      return;
-    }
-    this.#syncing = true;
-    fdatasync(fd, (e) => {
-      this.#syncing = false;
-      if (e) this.#syncFailed(waiting, e);
-      else {
-        this.#walSyncs++;
-        for (const u of waiting) this.#settle(u.batch, u.outcomes);
-        this.#onSynced?.();
-      }
-      if (this.#closed) this.#closeWalFile();
-      else if (this.#unsynced.length > 0) this.#sync();
-      else if (this.#pending.length > 0) this.#schedule();
-    });
-  }
-
-  #syncFailed(waiting: Unsynced[], cause: unknown): void {
-    this.#syncError ??= new Unavailable('ERR_STORE_UNAVAILABLE', 'the store could not sync its write-ahead log', { cause });
-    const error = this.#syncError;
-    for (const u of [...waiting, ...this.#unsynced.splice(0)]) this.#settle(u.batch, u.batch.map(() => ({ ok: false, error })));
-  }
-
   /**
-   * The open WAL file. SQLite keeps one WAL file while a connection is open (a checkpoint
-   * rewinds it in place), but the descriptor is checked against the path so a WAL that was
-   * ever replaced is never synced through a stale descriptor.
+   * One transaction for `batch`. Not `durable`: committed under synchronous=NORMAL, which in
+   * WAL mode writes the commit to the log without syncing it (and still syncs around
+   * checkpoints); WAL order keeps it ahead of every later commit, so it reaches the disk no
+   * later than the next synchronous=FULL commit does.
    */
-  #walFile(): number {
-    const path = this.#walPath!;
-    if (this.#walFd !== null && fstatSync(this.#walFd).ino === statSync(path).ino) return this.#walFd;
-    if (this.#walFd !== null) closeSync(this.#walFd);
-    this.#walFd = null;
-    this.#walFd = openSync(path, 'r+');
-    return this.#walFd;
-  }
-
-  #run(batch: Pending[]): Outcome[] {
+  #run(batch: Pending[], durable: boolean): Outcome[] {
     const s = this.#statements;
     try {
+      // exec, not a prepared statement: SQLite applies this pragma when it compiles it.
+      if (!durable) this.#db.exec('PRAGMA synchronous = NORMAL');
       s.begin.run();
     } catch (e) {
+      if (!durable) this.#restoreSync();
       return this.#abort(batch, e);
     }
+    try {
+      const outcomes = this.#runOps(batch);
+      if (!durable && outcomes.some((o) => o.ok)) this.#unsyncedCommits++;
+      return outcomes;
+    } finally {
+      if (!durable) this.#restoreSync();
+    }
+  }
+
+  #restoreSync(): void {
+    try {
+      this.#db.exec('PRAGMA synchronous = FULL');
+    } catch {
+      // A connection that cannot run a pragma cannot commit either: later batches fail closed.
+    }
+  }
+
+  #runOps(batch: Pending[]): Outcome[] {
+    const s = this.#statements;
     const outcomes: Outcome[] = [];
     for (const { op, savepoint } of batch) {
       try {

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/database.ts';
 import { openSqliteStore, type SqliteStore } from '../src/index.ts';
 import { migrations } from '../src/migrations.ts';
+import { WriteQueue } from '../src/write-queue.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'agentca-store-sqlite-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -315,69 +316,57 @@ describe('sqlite store', () => {
     });
   });
 
-  describe('durability', () => {
-    it("with sync: 'queue', acknowledges each write only after an fdatasync of the WAL that followed its commit, with SQLite at synchronous=NORMAL", async () => {
-      store = await openSqliteStore(path, { clock, sync: 'queue' });
-      raw = new Database(path);
-      const syncs0 = store.walSyncs;
-      for (let i = 0; i < 5; i++) {
-        const commits = store.committedBatches;
-        const syncs = store.walSyncs;
-        await store.certificates.reserveSerial(contractSerial(i), clock.now());
-        expect(store.committedBatches).toBe(commits + 1);
-        expect(store.walSyncs).toBe(syncs + 1);
-      }
-      expect(store.walSyncs - syncs0).toBe(5);
-      expect(raw.prepare('SELECT count(*) FROM serials').pluck().get()).toBe(5);
-    });
-
-    it('commits the writes that gather during a WAL sync together: one commit per sync under load', async () => {
-      store = await openSqliteStore(path, { clock, sync: 'queue' });
-      const commits = store.committedBatches;
-      const syncs = store.walSyncs;
-      await Promise.all(Array.from({ length: 2000 }, (_, i) => store!.certificates.reserveSerial(contractSerial(i), clock.now())));
-      expect(store.walSyncs - syncs).toBe(store.committedBatches - commits);
-      expect(store.committedBatches - commits).toBeLessThanOrEqual(10);
-    });
-
-    it("with sync: 'queue', checkpoints the WAL into the database file from a worker thread while writes come in", async () => {
-      store = await openSqliteStore(path, { clock, sync: 'queue' });
-      const dbBytes = statSync(path).size;
-      const end = performance.now() + 1300;
-      let n = 0;
-      while (performance.now() < end) {
-        const c = contractCertificate(n++);
-        await store.certificates.reserveSerial(c.serial, c.issuedAt);
-        await store.certificates.record(c, contractIssueEvent(c));
-      }
-      await new Promise((r) => setTimeout(r, 200)); // let the last checkpoint finish
-      expect(store.checkpoints).toBeGreaterThanOrEqual(1);
-      // The database file itself grew while the store was open: pages were copied out of the WAL.
-      expect(statSync(path).size).toBeGreaterThan(dbBytes);
-      raw = new Database(path, { readonly: true });
-      expect(raw.prepare('SELECT count(*) FROM certificates').pluck().get()).toBe(n);
-    });
-
-    it("by default (sync: 'sqlite'), leaves each commit's fsync to SQLite (synchronous=FULL) and makes none itself", async () => {
+  describe('writes that need not be durable on their own', () => {
+    it('commit in a transaction of their own under synchronous=NORMAL, visible at once, and the connection goes back to FULL', async () => {
       store = await openSqliteStore(path, { clock });
-      await store.certificates.reserveSerial(contractSerial(1), clock.now());
-      expect(store.walSyncs).toBe(0);
-      raw = new Database(path);
-      expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+      await store.close();
+      store = undefined;
+      const db = new Database(path);
+      try {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = FULL');
+        const queue = new WriteQueue(db);
+        const seen: number[] = [];
+        const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
+        const light = (i: number) =>
+          queue.enqueue(
+            () => {
+              seen.push(db.pragma('synchronous', { simple: true }) as number);
+              insert.run(contractSerial(i), 1);
+            },
+            { singleStatement: true, durable: false },
+          );
+        const heavy = (i: number) =>
+          queue.enqueue(() => {
+            seen.push(db.pragma('synchronous', { simple: true }) as number);
+            insert.run(contractSerial(i), 1);
+          });
+        // Queued in one turn, interleaved: the light ones commit first, in one transaction, then the durable ones in another.
+        await Promise.all([light(0), heavy(1), light(2), heavy(3)]);
+        expect(seen).toEqual([1, 1, 2, 2]); // NORMAL for the light writes, FULL for the durable ones
+        expect(queue.committedBatches).toBe(2);
+        expect(queue.unsyncedCommits).toBe(1);
+        expect(db.pragma('synchronous', { simple: true })).toBe(2);
+        raw = new Database(path, { readonly: true });
+        expect(raw.prepare('SELECT count(*) FROM serials').pluck().get()).toBe(4);
+        // A light write that fails rolls back alone and leaves the connection at FULL.
+        await expect(light(0)).rejects.toThrow();
+        expect(queue.unsyncedCommits).toBe(1);
+        expect(db.pragma('synchronous', { simple: true })).toBe(2);
+      } finally {
+        db.close();
+      }
     });
 
-    it('fails a write whose WAL sync fails as unavailable, and refuses every later write', async () => {
-      store = await openSqliteStore(path, { clock, sync: 'queue' });
-      // Replace the WAL path with a directory: the queue notices the file changed and cannot open it.
-      const wal = `${path}-wal`;
-      rmSync(wal);
-      mkdirSync(wal);
-      try {
-        await expect(store.certificates.reserveSerial(contractSerial(1), clock.now())).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE', message: 'the store could not sync its write-ahead log' });
-        await expect(store.certificates.reserveSerial(contractSerial(2), clock.now())).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
-      } finally {
-        store = undefined; // closing would sync again and fail the same way
-      }
+    it('serial reservations (with or without a token) are the store writes that skip their own sync; records and audit events do not', async () => {
+      store = await openSqliteStore(path, { clock });
+      const c = contractCertificate(0);
+      await store.certificates.reserveSerial(c.serial, c.issuedAt);
+      expect(store.unsyncedCommits).toBe(1);
+      await store.certificates.record(c, contractIssueEvent(c));
+      await store.audit.append(revokeEvent(clock.now()));
+      expect(store.unsyncedCommits).toBe(1);
+      expect(store.committedBatches).toBe(3);
     });
   });
 

@@ -78,12 +78,24 @@ export interface IssuerConfig {
 
 const OPTIONAL_TEXT = /^[\x20-\x7e]{1,256}$/;
 
+/** Encoded parts of a leaf that are the same for every certificate of one profile and key family. */
+interface FixedParts {
+  basicConstraints: Uint8Array;
+  keyUsage: Uint8Array;
+  extKeyUsage: Uint8Array;
+  authorityKeyIdentifier: Uint8Array;
+  /** CRL distribution points and authority information access, when configured. */
+  trailing: Uint8Array[];
+  subject: Uint8Array;
+}
+
 export class Issuer {
   readonly #c: IssuerConfig;
   readonly #ca: ParsedCertificate;
   readonly #caKeyId: Uint8Array;
   readonly #caKey: ReturnType<typeof parseSpkiDer>;
   readonly #verifyOwnSignatures: boolean;
+  readonly #fixed = new WeakMap<Profile, Map<boolean, FixedParts>>();
 
   private constructor(c: IssuerConfig, ca: ParsedCertificate, keyId: Uint8Array) {
     this.#c = c;
@@ -173,24 +185,24 @@ export class Issuer {
       throw new PolicyDenied('ERR_KEY_BLOCKED', 'this public key belongs to a certificate revoked for keyCompromise: generate a new key');
     const serial = await this.#reserveSerial(now, a.consumeToken);
     const subjectEmpty = !profile.subject;
+    const fixed = this.#fixedParts(profile, csr.key.family === 'rsa');
     const extensions = [
-      basicConstraints(false),
-      keyUsage({ digitalSignature: true, keyEncipherment: csr.key.family === 'rsa' }),
-      extKeyUsage(profile.extKeyUsage),
+      fixed.basicConstraints,
+      fixed.keyUsage,
+      fixed.extKeyUsage,
       subjectKeyIdentifier(leafKeyId),
-      authorityKeyIdentifier(this.#caKeyId),
+      fixed.authorityKeyIdentifier,
       subjectAltName({ uris: [spiffeId], dnsNames, ipAddresses }, subjectEmpty),
       agentcaIdentity({ instanceId, taskId, onBehalfOf }),
+      ...fixed.trailing,
     ];
-    if (c.urls.crl.length) extensions.push(crlDistributionPoints(c.urls.crl));
-    if (c.urls.ocsp.length || c.urls.caIssuers.length) extensions.push(authorityInfoAccess(c.urls.ocsp, c.urls.caIssuers));
     const tbs = encodeTbsCertificate({
       serial,
       scheme: signatureSchemeFor(c.signer.algorithm),
       issuer: this.#ca.subject,
       notBefore,
       notAfter,
-      subject: encodeName(profile.subject ?? {}),
+      subject: fixed.subject,
       spki: csr.key.spki,
       extensions,
     });
@@ -251,6 +263,35 @@ export class Issuer {
       a.renewalOf !== undefined ? { renewalOf: a.renewalOf } : {},
     );
     return { serial: hex, der, chain: [c.certificate], spiffeId, instanceId, taskId, notBefore, notAfter };
+  }
+
+  /**
+   * The parts of a leaf that depend only on the profile, the CA and the key family, encoded once
+   * per profile object (a reloaded profile is a new object, so it is encoded afresh).
+   */
+  #fixedParts(profile: Profile, rsa: boolean): FixedParts {
+    let byFamily = this.#fixed.get(profile);
+    if (!byFamily) {
+      byFamily = new Map();
+      this.#fixed.set(profile, byFamily);
+    }
+    let parts = byFamily.get(rsa);
+    if (!parts) {
+      const c = this.#c;
+      const trailing: Uint8Array[] = [];
+      if (c.urls.crl.length) trailing.push(crlDistributionPoints(c.urls.crl));
+      if (c.urls.ocsp.length || c.urls.caIssuers.length) trailing.push(authorityInfoAccess(c.urls.ocsp, c.urls.caIssuers));
+      parts = {
+        basicConstraints: basicConstraints(false),
+        keyUsage: keyUsage({ digitalSignature: true, keyEncipherment: rsa }),
+        extKeyUsage: extKeyUsage(profile.extKeyUsage),
+        authorityKeyIdentifier: authorityKeyIdentifier(this.#caKeyId),
+        trailing,
+        subject: encodeName(profile.subject ?? {}),
+      };
+      byFamily.set(rsa, parts);
+    }
+    return parts;
   }
 
   async #reserveSerial(now: Date, consumeToken?: TokenConsumption): Promise<Uint8Array> {

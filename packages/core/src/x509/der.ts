@@ -53,13 +53,28 @@ export function header(tag: number, contentLength: number): Uint8Array {
   return out;
 }
 
-/** One copy of the parts (not two): a CRL's TBS can be tens of megabytes. */
-export const seq = (...parts: Uint8Array[]): Uint8Array => {
+/** One TLV around the concatenation of `parts`, in one allocation and one copy of each part (a CRL's TBS can be tens of megabytes). */
+function constructed(tag: number, parts: readonly Uint8Array[]): Uint8Array {
   let n = 0;
-  for (const p of parts) n += p.length;
-  return concatBytes([header(TAG.SEQUENCE, n), ...parts]);
-};
-export const set = (...parts: Uint8Array[]): Uint8Array => tlv(TAG.SET, concatBytes(parts));
+  for (let i = 0; i < parts.length; i++) n += parts[i]!.length;
+  const h = n < 0x80 ? 2 : n < 0x100 ? 3 : n < 0x10000 ? 4 : n < 0x1000000 ? 5 : 6;
+  const out = new Uint8Array(h + n);
+  out[0] = tag;
+  if (n < 0x80) out[1] = n;
+  else {
+    out[1] = 0x80 | (h - 2);
+    for (let i = h - 1, v = n; i >= 2; i--, v = Math.floor(v / 256)) out[i] = v & 0xff;
+  }
+  let o = h;
+  for (let i = 0; i < parts.length; i++) {
+    out.set(parts[i]!, o);
+    o += parts[i]!.length;
+  }
+  return out;
+}
+
+export const seq = (...parts: Uint8Array[]): Uint8Array => constructed(TAG.SEQUENCE, parts);
+export const set = (...parts: Uint8Array[]): Uint8Array => constructed(TAG.SET, parts);
 /** [n] EXPLICIT: constructed context tag around a full TLV. */
 export const explicit = (n: number, inner: Uint8Array): Uint8Array => tlv(0xa0 | n, inner);
 /** [n] IMPLICIT primitive context tag around content bytes. */
@@ -67,10 +82,11 @@ export const implicitPrimitive = (n: number, content: Uint8Array): Uint8Array =>
 export const octetString = (b: Uint8Array): Uint8Array => tlv(TAG.OCTET_STRING, b);
 export const derNull = (): Uint8Array => Uint8Array.of(TAG.NULL, 0);
 export const boolean = (v: boolean): Uint8Array => Uint8Array.of(TAG.BOOLEAN, 1, v ? 0xff : 0);
-export const utf8 = (s: string): Uint8Array => tlv(TAG.UTF8_STRING, new TextEncoder().encode(s));
+const TEXT = new TextEncoder();
+export const utf8 = (s: string): Uint8Array => tlv(TAG.UTF8_STRING, TEXT.encode(s));
 export const ia5 = (s: string): Uint8Array => {
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) throw new TypeError('IA5String must be ASCII');
-  return tlv(TAG.IA5_STRING, new TextEncoder().encode(s));
+  return tlv(TAG.IA5_STRING, TEXT.encode(s));
 };
 
 /** A BIT STRING with no unused bits (keys, signatures). */
@@ -131,8 +147,8 @@ const pad2 = (n: number) => String(n).padStart(2, '0');
 export function time(d: Date): Uint8Array {
   const y = d.getUTCFullYear();
   const rest = `${pad2(d.getUTCMonth() + 1)}${pad2(d.getUTCDate())}${pad2(d.getUTCHours())}${pad2(d.getUTCMinutes())}${pad2(d.getUTCSeconds())}Z`;
-  if (y >= 1950 && y < 2050) return tlv(TAG.UTC_TIME, new TextEncoder().encode(pad2(y % 100) + rest));
-  return tlv(TAG.GENERALIZED_TIME, new TextEncoder().encode(String(y).padStart(4, '0') + rest));
+  if (y >= 1950 && y < 2050) return tlv(TAG.UTC_TIME, TEXT.encode(pad2(y % 100) + rest));
+  return tlv(TAG.GENERALIZED_TIME, TEXT.encode(String(y).padStart(4, '0') + rest));
 }
 
 export function algorithmIdentifier(algOid: string, params: 'null' | 'absent' | Uint8Array): Uint8Array {

@@ -3,8 +3,9 @@ import { fromBase64, toBase64 } from '../encoding.ts';
 
 export function toPem(label: string, der: Uint8Array): string {
   const b64 = toBase64(der);
-  const lines = b64.match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+  let body = b64.length === 0 ? '\n' : '';
+  for (let i = 0; i < b64.length; i += 64) body += `${b64.slice(i, i + 64)}\n`;
+  return `-----BEGIN ${label}-----\n${body}-----END ${label}-----\n`;
 }
 
 export interface PemBlock {

@@ -1,6 +1,8 @@
 // Signature verification on a worker thread (plain JS: workers start without the TS loader).
-// Messages: an array of jobs [id, keyFormat, key, hash, data, signature]; replies [id, result]
-// where result is 1 (valid), 0 (invalid) or -1 (the key itself is unusable). keyFormat 'P-256' or
+// Messages: a batch of jobs as `{ m, b }` (see node-crypto-backend.ts: six int32 per job in m —
+// id, key format, hash, key length, data length, signature length — and their bytes back to
+// back in b); replies an Int32Array of [id, result] where result is 1 (valid), 0 (invalid) or
+// -1 (the key itself is unusable). keyFormat 'P-256' or
 // 'P-384': key is the uncompressed EC point, imported with WebCrypto's raw format (the point is
 // checked to be on the curve; both curves have cofactor 1, so no order check is needed) — in
 // OpenSSL 3 that costs less than building the key from JWK coordinates or decoding an SPKI, and
@@ -35,7 +37,24 @@ async function importKey(format, key) {
   }
 }
 
-parentPort.on('message', async (jobs) => {
+const FORMATS = ['P-256', 'P-384', 'spki'];
+const HASHES = [null, 'sha256', 'sha384', 'sha512'];
+
+function unpack({ m, b }) {
+  const jobs = [];
+  for (let i = 0, o = 0; i < m.length; i += 6) {
+    const key = b.subarray(o, o + m[i + 3]);
+    const data = b.subarray(o + m[i + 3], o + m[i + 3] + m[i + 4]);
+    o += m[i + 3] + m[i + 4];
+    const signature = b.subarray(o, o + m[i + 5]);
+    o += m[i + 5];
+    jobs.push([m[i], FORMATS[m[i + 1]], key, HASHES[m[i + 2]], data, signature]);
+  }
+  return jobs;
+}
+
+parentPort.on('message', async (batch) => {
+  const jobs = unpack(batch);
   const keys = await Promise.all(jobs.map((job) => importKey(job[1], job[2])));
   const out = new Int32Array(jobs.length * 2);
   for (let i = 0; i < jobs.length; i++) {

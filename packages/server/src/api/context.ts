@@ -59,10 +59,21 @@ export interface ApiContext {
 }
 
 /** The JSON answer for an issued certificate. */
+/** The chain is the same CA certificates in every answer: their PEM is made once per certificate object. */
+const chainPem = new WeakMap<Uint8Array, string>();
+function caPem(der: Uint8Array): string {
+  let pem = chainPem.get(der);
+  if (pem === undefined) {
+    pem = toPem('CERTIFICATE', der);
+    chainPem.set(der, pem);
+  }
+  return pem;
+}
+
 export function issuedBody(c: IssuedCertificate): Record<string, unknown> {
   return {
     certificate: toPem('CERTIFICATE', c.der),
-    chain: c.chain.map((d) => toPem('CERTIFICATE', d)).join(''),
+    chain: c.chain.map(caPem).join(''),
     serial: c.serial,
     spiffeId: c.spiffeId,
     instanceId: c.instanceId,
