@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { chainInput, InternalError, InvalidRequest, type AuditEvent, type AuditEventInput, type AuditStore } from '@agentca/core';
 import type Database from 'better-sqlite3';
 import { readNow } from './sqlite-errors.ts';
-import type { WriteQueue } from './write-queue.ts';
+import type { TransactionParticipant, WriteQueue } from './write-queue.ts';
 
 interface AuditRow {
   seq: number;
@@ -21,13 +21,20 @@ interface AuditRow {
 const COLUMNS = 'seq, at, type, actor, outcome, spiffe_id, serial, code, detail, prev_hash, hash';
 
 /**
- * The audit chain in `audit_events`, with its head in the one-row `audit_head`. Each append
- * reads the head, hashes the link and moves the head inside the write transaction, so the
- * queue's serial order is the chain's order. The head record outlives any deleted row, which
- * is how a truncated tail is caught.
+ * The audit chain in `audit_events`, with its head in the one-row `audit_head`. Appends run
+ * inside the write transaction, so the queue's serial order is the chain's order. The head is
+ * read once per transaction, carried in memory from append to append (and set back when an op
+ * that appended is rolled back), and written once, just before COMMIT: a transaction commits
+ * its events and the head that ends them together, or neither. The head record outlives any
+ * deleted row, which is how a truncated tail is caught.
  */
-export class SqliteAuditStore implements AuditStore {
+export class SqliteAuditStore implements AuditStore, TransactionParticipant {
   readonly #queue: WriteQueue;
+  /** The head as this transaction has moved it; null until its first append. */
+  #txHead: { seq: number; hash: string } | null = null;
+  #txMoved = false;
+  #opHead: { seq: number; hash: string } | null = null;
+  #opMoved = false;
   readonly #selectHead: Database.Statement<[], { seq: number; hash: string }>;
   readonly #moveHead: Database.Statement<[number, string]>;
   readonly #insert: Database.Statement<unknown[]>;
@@ -39,6 +46,31 @@ export class SqliteAuditStore implements AuditStore {
     this.#moveHead = db.prepare('UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1');
     this.#insert = db.prepare(`INSERT INTO audit_events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.#select = db.prepare(`SELECT ${COLUMNS} FROM audit_events WHERE seq >= ? ORDER BY seq LIMIT ?`);
+    queue.participate(this);
+  }
+
+  begin(): void {
+    this.#txHead = null;
+    this.#txMoved = false;
+  }
+
+  opStart(): void {
+    this.#opHead = this.#txHead;
+    this.#opMoved = this.#txMoved;
+  }
+
+  opFailed(): void {
+    this.#txHead = this.#opHead;
+    this.#txMoved = this.#opMoved;
+  }
+
+  beforeCommit(): void {
+    if (this.#txMoved && this.#txHead) this.#moveHead.run(this.#txHead.seq, this.#txHead.hash);
+  }
+
+  end(): void {
+    this.#txHead = null;
+    this.#txMoved = false;
   }
 
   async append(event: AuditEventInput): Promise<AuditEvent> {
@@ -54,7 +86,7 @@ export class SqliteAuditStore implements AuditStore {
     if (!(input.at instanceof Date) || Number.isNaN(input.at.getTime())) {
       throw new InvalidRequest('ERR_AUDIT_EVENT_INVALID', 'an audit event needs a valid time');
     }
-    const head = this.#head();
+    const head = this.#txHead ?? this.#head();
     const event: AuditEvent = {
       seq: head.seq + 1,
       at: new Date(input.at.getTime()),
@@ -82,7 +114,8 @@ export class SqliteAuditStore implements AuditStore {
       event.prevHash,
       event.hash,
     );
-    this.#moveHead.run(event.seq, event.hash);
+    this.#txHead = { seq: event.seq, hash: event.hash };
+    this.#txMoved = true;
     return event;
   }
 

@@ -16,6 +16,21 @@ interface Pending {
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /**
+ * State an aggregate keeps for the length of one write transaction (the audit head), told
+ * where the transaction and each op begin and end. `beforeCommit` runs inside the transaction
+ * and may write; if it throws, the whole batch fails.
+ */
+export interface TransactionParticipant {
+  begin(): void;
+  opStart(): void;
+  /** The op threw; what it wrote was rolled back (to its SAVEPOINT, or by SQLite). */
+  opFailed(): void;
+  beforeCommit(): void;
+  /** After COMMIT, or after the batch was rolled back. */
+  end(): void;
+}
+
+/**
  * Group commit for one SQLite connection. Writes queued in the same turn of the event loop
  * share one `BEGIN IMMEDIATE … COMMIT`, so a batch pays for one fsync. Each write runs under
  * its own SAVEPOINT: a write that throws is rolled back alone and rejects alone, the others
@@ -33,6 +48,7 @@ export class WriteQueue {
   #closed = false;
   #committedBatches = 0;
   #unsyncedCommits = 0;
+  readonly #participants: TransactionParticipant[] = [];
   readonly #minIntervalMs: number;
   #lastCommitEnd = 0;
 
@@ -48,6 +64,11 @@ export class WriteQueue {
       release: db.prepare('RELEASE write_op'),
       rollbackTo: db.prepare('ROLLBACK TO write_op'),
     };
+  }
+
+  /** Adds a participant to every later transaction. */
+  participate(p: TransactionParticipant): void {
+    this.#participants.push(p);
   }
 
   /** Transactions committed without a sync of their own (writes enqueued with `durable: false`). */
@@ -137,10 +158,12 @@ export class WriteQueue {
       return this.#abort(batch, e);
     }
     try {
+      for (const p of this.#participants) p.begin();
       const outcomes = this.#runOps(batch);
       if (!durable && outcomes.some((o) => o.ok)) this.#unsyncedCommits++;
       return outcomes;
     } finally {
+      for (const p of this.#participants) p.end();
       if (!durable) this.#restoreSync();
     }
   }
@@ -156,13 +179,16 @@ export class WriteQueue {
   #runOps(batch: Pending[]): Outcome[] {
     const s = this.#statements;
     const outcomes: Outcome[] = [];
+    const participants = this.#participants;
     for (const { op, savepoint } of batch) {
       try {
         if (savepoint) s.savepoint.run();
+        for (const p of participants) p.opStart();
         const value = op();
         if (savepoint) s.release.run();
         outcomes.push({ ok: true, value });
       } catch (error) {
+        for (const p of participants) p.opFailed();
         // Some failures (disk full, I/O) make SQLite roll back the whole transaction.
         if (!this.#db.inTransaction) return this.#abort(batch, error);
         if (savepoint) {
@@ -177,6 +203,7 @@ export class WriteQueue {
       }
     }
     try {
+      for (const p of participants) p.beforeCommit();
       s.commit.run();
     } catch (e) {
       return this.#abort(batch, e);

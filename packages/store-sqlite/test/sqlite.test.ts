@@ -12,6 +12,7 @@ import { openDatabase } from '../src/database.ts';
 import { openSqliteStore, type SqliteStore } from '../src/index.ts';
 import { migrations } from '../src/migrations.ts';
 import { WriteQueue } from '../src/write-queue.ts';
+import { SqliteAuditStore } from '../src/audit-store.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'agentca-store-sqlite-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -313,6 +314,45 @@ describe('sqlite store', () => {
       expect(store.committedBatches - before).toBe(1);
       // Serial 0 was taken before; 1-4 are asked for twice.
       expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', ...Array(5).fill('rejected')]);
+    });
+  });
+
+  describe('the audit head, carried through a transaction', () => {
+    it('is written once per transaction, and an op that appended and then failed takes its event and its move of the head back with it', async () => {
+      const db = openDatabase(path, { clock });
+      try {
+        const queue = new WriteQueue(db);
+        const audit = new SqliteAuditStore(db, queue);
+        let headWrites = 0;
+        db.function('count_head_write', () => ++headWrites);
+        db.exec(`CREATE TEMP TRIGGER head_writes AFTER UPDATE ON audit_head BEGIN SELECT count_head_write(); END`);
+        const at = clock.now();
+        const append = (actor: string, fail = false) =>
+          queue.enqueue(() => {
+            audit.appendInWrite({ type: 'token', actor, outcome: 'ok', at });
+            if (fail) throw new Error(`${actor} fails after appending`);
+          });
+        // One turn, one transaction: a, b (fails after its append), c; then d, e (fails), in the next one.
+        const first = await Promise.allSettled([append('a'), append('b', true), append('c')]);
+        expect(first.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+        expect(headWrites).toBe(1);
+        const second = await Promise.allSettled([append('d'), append('e', true)]);
+        expect(second.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+        expect(headWrites).toBe(2);
+        // A transaction whose every append failed writes no head at all.
+        await expect(append('f', true)).rejects.toThrow();
+        expect(headWrites).toBe(2);
+        const events = await audit.read(1, 100);
+        expect(events.map((e) => [e.seq, e.actor])).toEqual([
+          [1, 'a'],
+          [2, 'c'],
+          [3, 'd'],
+        ]);
+        expect(await audit.head()).toEqual({ seq: 3, hash: events[2]!.hash });
+        expect(await verify(audit)).toMatchObject({ ok: true, events: 3 });
+      } finally {
+        db.close();
+      }
     });
   });
 

@@ -34,7 +34,8 @@ export function parseTrustDomain(td: string): string {
 export function parseSpiffeId(id: string, opts: { requirePath?: boolean } = {}): SpiffeId {
   const requirePath = opts.requirePath ?? true;
   if (typeof id !== 'string' || id.length === 0) invalid(String(id ?? ''), 'it is empty');
-  if (new TextEncoder().encode(id).length > MAX_SPIFFE_ID_BYTES) invalid(id, `it is longer than ${MAX_SPIFFE_ID_BYTES} bytes`);
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: only a long ID needs counting.
+  if (id.length * 3 > MAX_SPIFFE_ID_BYTES && new TextEncoder().encode(id).length > MAX_SPIFFE_ID_BYTES) invalid(id, `it is longer than ${MAX_SPIFFE_ID_BYTES} bytes`);
   if (!id.startsWith('spiffe://')) invalid(id, "the scheme must be 'spiffe://' (lower case)");
   const rest = id.slice('spiffe://'.length);
   if (/[^\x21-\x7e]/.test(rest)) invalid(id, 'it contains a character outside printable ASCII');
