@@ -54,7 +54,6 @@ export class SqliteCertificateStore implements CertificateStore {
   readonly #queue: WriteQueue;
   readonly #audit: SqliteAuditStore;
   readonly #reserve: Database.Statement<[string, number]>;
-  readonly #reservation: Database.Statement<[string], { recorded: number }>;
   readonly #consumable: Database.Statement<[string], ConsumableRow>;
   readonly #consume: Database.Statement<[number, string, string, number]>;
   readonly #insert: Database.Statement<unknown[]>;
@@ -69,9 +68,6 @@ export class SqliteCertificateStore implements CertificateStore {
     this.#queue = queue;
     this.#audit = audit;
     this.#reserve = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?) ON CONFLICT (serial) DO NOTHING');
-    this.#reservation = db.prepare(
-      'SELECT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = s.serial) AS recorded FROM serials s WHERE s.serial = ?',
-    );
     // A token of a task that does not exist counts as ended, as in core's JoinTokens.
     this.#consumable = db.prepare(
       `SELECT t.hash, t.used_at, t.expires_at, t.task_id, (t.task_id IS NOT NULL AND (k.id IS NULL OR k.ended_at IS NOT NULL)) AS task_ended
@@ -150,9 +146,6 @@ export class SqliteCertificateStore implements CertificateStore {
       throw new InvalidRequest('ERR_AUDIT_SERIAL_MISMATCH', `the audit event names serial ${event.serial}, the certificate ${certificate.serial}`);
     }
     return this.#queue.enqueue(() => {
-      const reservation = this.#reservation.get(row[0]);
-      if (!reservation) throw new Conflict('ERR_SERIAL_NOT_RESERVED', `serial ${row[0]} was not reserved`);
-      if (reservation.recorded) throw new Conflict('ERR_SERIAL_ALREADY_RECORDED', `serial ${row[0]} already has a certificate`);
       // In the write transaction: a task end or revocation that committed while this certificate
       // was being signed is seen here, and one that commits later sees the certificate.
       if (certificate.taskId !== null && this.#taskEnded.get(certificate.taskId) !== undefined) {
@@ -161,7 +154,15 @@ export class SqliteCertificateStore implements CertificateStore {
       if (options.renewalOf !== undefined && this.#revoked.get(options.renewalOf) !== undefined) {
         throw new Unauthenticated('ERR_CLIENT_CERTIFICATE_REVOKED', `certificate ${options.renewalOf} was revoked`);
       }
-      this.#insert.run(...row);
+      // The schema says the rest: the serial must be reserved (foreign key) and not yet recorded (primary key).
+      try {
+        this.#insert.run(...row);
+      } catch (e) {
+        const code = (e as { code?: unknown }).code;
+        if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw new Conflict('ERR_SERIAL_NOT_RESERVED', `serial ${row[0]} was not reserved`);
+        if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new Conflict('ERR_SERIAL_ALREADY_RECORDED', `serial ${row[0]} already has a certificate`);
+        throw e;
+      }
       return this.#audit.appendInWrite(event);
     });
   }

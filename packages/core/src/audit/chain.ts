@@ -9,7 +9,7 @@ export const GENESIS_HASH = '0'.repeat(64);
  * encoding never depends on object key order. `detail` keys are sorted.
  */
 export function canonicalEvent(seq: number, e: AuditEventInput): string {
-  const detail = e.detail ? Object.fromEntries(Object.entries(e.detail).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : null;
+  const detail = e.detail ? sortedKeys(e.detail) : null;
   return JSON.stringify([
     1, // chain format version
     seq,
@@ -22,6 +22,15 @@ export function canonicalEvent(seq: number, e: AuditEventInput): string {
     e.code ?? null,
     detail,
   ]);
+}
+
+/** The object with its keys in code-unit order; the object itself when they already are (the pipeline writes them so). */
+function sortedKeys(o: Record<string, unknown>): Record<string, unknown> {
+  const keys = Object.keys(o);
+  let sorted = true;
+  for (let i = 1; i < keys.length && sorted; i++) sorted = keys[i - 1]! < keys[i]!;
+  if (sorted) return o;
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** The text hashed for a link: `prevHash ‖ "\n" ‖ canonical(event)`. Stores hash it with SHA-256 (hex). */
