@@ -48,6 +48,7 @@ export class WriteQueue {
   #closed = false;
   #committedBatches = 0;
   #unsyncedCommits = 0;
+  #unsafe: Unavailable | null = null;
   readonly #participants: TransactionParticipant[] = [];
   readonly #minIntervalMs: number;
   #lastCommitEnd = 0;
@@ -90,6 +91,7 @@ export class WriteQueue {
    */
   enqueue<T>(op: WriteOp<T>, options: { singleStatement?: boolean; durable?: boolean } = {}): Promise<T> {
     if (this.#closed) return Promise.reject(storeClosed());
+    if (this.#unsafe) return Promise.reject(this.#unsafe);
     return new Promise<T>((resolve, reject) => {
       this.#pending.push({ op, savepoint: !options.singleStatement, durable: options.durable ?? true, resolve: resolve as (value: unknown) => void, reject });
       this.#schedule();
@@ -130,7 +132,9 @@ export class WriteQueue {
     const light = taken.filter((p) => !p.durable);
     if (light.length > 0) this.#settle(light, this.#run(light, false));
     const batch = light.length === 0 ? taken : taken.filter((p) => p.durable);
-    if (batch.length > 0) this.#settle(batch, this.#run(batch, true));
+    if (batch.length === 0) return;
+    const unsafe = this.#unsafe;
+    this.#settle(batch, unsafe ? batch.map(() => ({ ok: false, error: unsafe })) : this.#run(batch, true));
   }
 
   #settle(batch: Pending[], outcomes: Outcome[]): void {
@@ -171,8 +175,9 @@ export class WriteQueue {
   #restoreSync(): void {
     try {
       this.#db.exec('PRAGMA synchronous = FULL');
-    } catch {
-      // A connection that cannot run a pragma cannot commit either: later batches fail closed.
+    } catch (cause) {
+      // Never go on committing durable writes without their sync: refuse every later write.
+      this.#unsafe ??= new Unavailable('ERR_STORE_UNAVAILABLE', 'the store could not restore synchronous=FULL', { cause });
     }
   }
 

@@ -398,6 +398,35 @@ describe('sqlite store', () => {
       }
     });
 
+    it('fail closed when the connection cannot be set back to synchronous=FULL: no durable write commits unsynced', async () => {
+      store = await openSqliteStore(path, { clock });
+      await store.close();
+      store = undefined;
+      const db = new Database(path);
+      try {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = FULL');
+        const exec = db.exec.bind(db);
+        db.exec = (sql: string) => {
+          if (sql === 'PRAGMA synchronous = FULL') throw new Error('simulated: the pragma failed');
+          return exec(sql);
+        };
+        const queue = new WriteQueue(db);
+        const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
+        const [light, durable] = await Promise.allSettled([
+          queue.enqueue(() => insert.run(contractSerial(0), 1), { singleStatement: true, durable: false }),
+          queue.enqueue(() => insert.run(contractSerial(1), 1)),
+        ]);
+        expect(light.status).toBe('fulfilled');
+        expect(durable).toMatchObject({ status: 'rejected', reason: { code: 'ERR_STORE_UNAVAILABLE' } });
+        await expect(queue.enqueue(() => insert.run(contractSerial(2), 1))).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+        raw = new Database(path, { readonly: true });
+        expect(raw.prepare('SELECT serial FROM serials').pluck().all()).toEqual([contractSerial(0)]);
+      } finally {
+        db.close();
+      }
+    });
+
     it('serial reservations (with or without a token) are the store writes that skip their own sync; records and audit events do not', async () => {
       store = await openSqliteStore(path, { clock });
       const c = contractCertificate(0);
