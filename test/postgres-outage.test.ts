@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, removeTempDirs, tempDir } from './support/cli.ts';
 import { createTestDatabase, endpoint, startTcpProxy, viaPort, type TcpProxy, type TestDatabase } from './support/postgres.ts';
-import { ApiClient, csrPem, logEvents, mintTokens, ocsp, ocspRequestWithNonce, ocspRequests, ocspStatus, servedCrl } from './support/replicas.ts';
+import { ocspStatus } from './support/ocsp.ts';
+import { ApiClient, csrPem, logEvents, mintTokens, ocsp, ocspRequestWithNonce, ocspRequests, servedCrl } from './support/replicas.ts';
 import { startServe, waitFor, type Served } from './support/serve.ts';
 
 let db: TestDatabase;

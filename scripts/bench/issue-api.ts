@@ -302,27 +302,13 @@ async function main() {
 
     // ---- agentca serve
     {
-      const port = await freePort();
-      const httpPort = await freePort();
-      const logFile = join(work, 'agentca-serve.log');
-      const fd = openSync(logFile, 'w');
-      const p = spawn(process.execPath, [...serveNodeArgs(), CLI, 'serve', '--dir', caDir, '--listen', `127.0.0.1:${port}`, '--http-listen', `127.0.0.1:${httpPort}`], {
-        cwd: REPO,
-        env: { ...process.env, ...env },
-        stdio: ['ignore', fd, fd],
-      });
-      closeSync(fd);
-      started.push(p);
+      const { p, url } = await startAgentca(caDir, join(work, 'agentca-serve.log'), env);
       try {
-        await waitFor('agentca serve.listening', () => {
-          if (p.exitCode !== null) throw new Error(`agentca serve exited: ${readFileSync(logFile, 'utf8')}`);
-          return readFileSync(logFile, 'utf8').includes('"serve.listening"');
-        });
         let offset = 0;
         for (const conc of CONCS) {
           const r = await clientProcess({
             kind: 'agentca',
-            url: `https://127.0.0.1:${port}/v1/sign`,
+            url,
             conc,
             warmupS: WARMUP_S,
             durationS: DURATION_S,

@@ -103,7 +103,7 @@ async function main() {
       );
     };
     // Warm-up, not counted: the same concurrent load, long enough for V8 to finish optimising
-    // the hot paths (a cold run spends ~15% of its CPU in the optimising compiler).
+    // the hot paths (a short sequential warm-up left ~13% of the measured CPU in the optimising compiler).
     await issueMany(WARMUP);
     // The machine's speed drifts (shared cores): each round measures raw right before and right
     // after its issuance phase, and the ratio reported is the median of the rounds' ratios.

@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { X509Certificate } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { boundedFetch } from './bounded-fetch.ts';
 import type { TLSSocket } from 'node:tls';
 import { children, expectTag as expectDer, isTime, readTime as readDerTime, readTlv, whole, type DerNode } from './der.ts';
 import { subjectDer, verifySignature } from './signature.ts';
@@ -265,27 +264,13 @@ export class CrlChecker extends EventEmitter<CrlCheckerEvents> {
   }
 
   #fetch(): Promise<Buffer> {
-    const request = this.url.startsWith('https:') ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const req = request(this.url, { method: 'GET', headers: { accept: 'application/pkix-crl' }, timeout: this.timeoutMs }, (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          reject(new Error(`crl: GET ${this.url} answered ${res.statusCode}`));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > 64 * 1024 * 1024) req.destroy(new Error('crl: too large'));
-          else chunks.push(c);
-        });
-        res.on('end', () => resolve(Buffer.concat(chunks)));
-        res.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new Error(`crl: GET ${this.url} timed out after ${this.timeoutMs} ms`)));
-      req.on('error', reject);
-      req.end();
+    return boundedFetch(this.url, {
+      method: 'GET',
+      headers: { accept: 'application/pkix-crl' },
+      timeoutMs: this.timeoutMs,
+      maxBytes: 64 * 1024 * 1024,
+      what: 'crl',
+      tooLarge: 'too large',
     });
   }
 

@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { boundedFetch } from './bounded-fetch.ts';
 import type { TLSSocket } from 'node:tls';
 import { children, content, expectTag as expectDer, isTime, readTime, readTopSequence, seq, tlv, whole, type DerNode, type Tlv } from './der.ts';
 import { normalizeSerial, type RevocationStatus } from './crl-checker.ts';
@@ -371,35 +370,14 @@ export class OcspChecker extends EventEmitter<OcspCheckerEvents> {
   }
 
   #post(body: Buffer): Promise<Buffer> {
-    const request = this.url.startsWith('https:') ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const req = request(
-        this.url,
-        {
-          method: 'POST',
-          headers: { 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response', 'content-length': body.length },
-          timeout: this.timeoutMs,
-        },
-        (res) => {
-          if (res.statusCode !== 200) {
-            res.resume();
-            reject(new Error(`ocsp: POST ${this.url} answered ${res.statusCode}`));
-            return;
-          }
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > 64 * 1024) req.destroy(new Error('ocsp: answer too large'));
-            else chunks.push(c);
-          });
-          res.on('end', () => resolve(Buffer.concat(chunks)));
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`ocsp: POST ${this.url} timed out after ${this.timeoutMs} ms`)));
-      req.on('error', reject);
-      req.end(body);
+    return boundedFetch(this.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response', 'content-length': body.length },
+      body,
+      timeoutMs: this.timeoutMs,
+      maxBytes: 64 * 1024,
+      what: 'ocsp',
+      tooLarge: 'answer too large',
     });
   }
 

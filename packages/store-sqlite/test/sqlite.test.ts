@@ -358,13 +358,9 @@ describe('sqlite store', () => {
 
   describe('writes that need not be durable on their own', () => {
     it('commit in a transaction of their own under synchronous=NORMAL, visible at once, and the connection goes back to FULL', async () => {
-      store = await openSqliteStore(path, { clock });
-      await store.close();
-      store = undefined;
-      const db = new Database(path);
+      // The store's own connection setup (schema, WAL, synchronous=FULL), without the store around it.
+      const db = openDatabase(path, { clock });
       try {
-        db.pragma('journal_mode = WAL');
-        db.pragma('synchronous = FULL');
         const queue = new WriteQueue(db);
         const seen: number[] = [];
         const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
@@ -399,13 +395,9 @@ describe('sqlite store', () => {
     });
 
     it('fail closed when the connection cannot be set back to synchronous=FULL: no durable write commits unsynced', async () => {
-      store = await openSqliteStore(path, { clock });
-      await store.close();
-      store = undefined;
-      const db = new Database(path);
+      // The store's own connection setup (schema, WAL, synchronous=FULL), without the store around it.
+      const db = openDatabase(path, { clock });
       try {
-        db.pragma('journal_mode = WAL');
-        db.pragma('synchronous = FULL');
         const exec = db.exec.bind(db);
         db.exec = (sql: string) => {
           if (sql === 'PRAGMA synchronous = FULL') throw new Error('simulated: the pragma failed');
