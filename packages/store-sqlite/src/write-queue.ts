@@ -126,15 +126,13 @@ export class WriteQueue {
   #flushBatch(): void {
     const taken = this.#pending.splice(0, this.#maxBatchSize);
     if (taken.length === 0) return;
-    // Writes that need not be durable on their own commit first, in a transaction of their own
-    // that is not synced: the next durable commit (this turn's, or a later one) syncs the WAL up
-    // to and including them.
-    const light = taken.filter((p) => !p.durable);
-    if (light.length > 0) this.#settle(light, this.#run(light, false));
-    const batch = light.length === 0 ? taken : taken.filter((p) => p.durable);
-    if (batch.length === 0) return;
+    // A batch of writes that need not be durable on their own commits without a sync: the next
+    // durable commit syncs the WAL up to and including it. A batch with any durable write is
+    // synced, and the others ride along in the same transaction: one commit instead of two
+    // (every promise settles after the whole turn's work anyway).
+    const durable = taken.some((p) => p.durable);
     const unsafe = this.#unsafe;
-    this.#settle(batch, unsafe ? batch.map(() => ({ ok: false, error: unsafe })) : this.#run(batch, true));
+    this.#settle(taken, durable && unsafe ? taken.map(() => ({ ok: false, error: unsafe })) : this.#run(taken, durable));
   }
 
   #settle(batch: Pending[], outcomes: Outcome[]): void {

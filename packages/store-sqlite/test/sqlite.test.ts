@@ -357,7 +357,7 @@ describe('sqlite store', () => {
   });
 
   describe('writes that need not be durable on their own', () => {
-    it('commit in a transaction of their own under synchronous=NORMAL, visible at once, and the connection goes back to FULL', async () => {
+    it('commit under synchronous=NORMAL when a batch holds only them, ride in the durable transaction otherwise, and the connection goes back to FULL', async () => {
       // The store's own connection setup (schema, WAL, synchronous=FULL), without the store around it.
       const db = openDatabase(path, { clock });
       try {
@@ -377,14 +377,19 @@ describe('sqlite store', () => {
             seen.push(db.pragma('synchronous', { simple: true }) as number);
             insert.run(contractSerial(i), 1);
           });
-        // Queued in one turn, interleaved: the light ones commit first, in one transaction, then the durable ones in another.
-        await Promise.all([light(0), heavy(1), light(2), heavy(3)]);
-        expect(seen).toEqual([1, 1, 2, 2]); // NORMAL for the light writes, FULL for the durable ones
-        expect(queue.committedBatches).toBe(2);
+        // Only light writes in the turn: one transaction, not synced.
+        await Promise.all([light(0), light(1)]);
+        expect(seen).toEqual([1, 1]); // NORMAL
+        expect(queue.committedBatches).toBe(1);
         expect(queue.unsyncedCommits).toBe(1);
         expect(db.pragma('synchronous', { simple: true })).toBe(2);
+        // Light and durable writes interleaved in one turn: one transaction, synced, in queue order.
+        await Promise.all([light(2), heavy(3), light(4), heavy(5)]);
+        expect(seen).toEqual([1, 1, 2, 2, 2, 2]); // FULL for the whole mixed batch
+        expect(queue.committedBatches).toBe(2);
+        expect(queue.unsyncedCommits).toBe(1);
         raw = new Database(path, { readonly: true });
-        expect(raw.prepare('SELECT count(*) FROM serials').pluck().get()).toBe(4);
+        expect(raw.prepare('SELECT count(*) FROM serials').pluck().get()).toBe(6);
         // A light write that fails rolls back alone and leaves the connection at FULL.
         await expect(light(0)).rejects.toThrow();
         expect(queue.unsyncedCommits).toBe(1);
@@ -405,13 +410,10 @@ describe('sqlite store', () => {
         };
         const queue = new WriteQueue(db);
         const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
-        const [light, durable] = await Promise.allSettled([
-          queue.enqueue(() => insert.run(contractSerial(0), 1), { singleStatement: true, durable: false }),
-          queue.enqueue(() => insert.run(contractSerial(1), 1)),
-        ]);
-        expect(light.status).toBe('fulfilled');
-        expect(durable).toMatchObject({ status: 'rejected', reason: { code: 'ERR_STORE_UNAVAILABLE' } });
-        await expect(queue.enqueue(() => insert.run(contractSerial(2), 1))).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+        // The light write commits (unsynced, as it may); restoring FULL after it fails.
+        await queue.enqueue(() => insert.run(contractSerial(0), 1), { singleStatement: true, durable: false });
+        await expect(queue.enqueue(() => insert.run(contractSerial(1), 1))).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+        await expect(queue.enqueue(() => insert.run(contractSerial(2), 1), { singleStatement: true, durable: false })).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
         raw = new Database(path, { readonly: true });
         expect(raw.prepare('SELECT serial FROM serials').pluck().all()).toEqual([contractSerial(0)]);
       } finally {
