@@ -43,6 +43,13 @@ function configure(db: Database.Database, busyTimeoutMs: number): void {
   if (mode !== 'wal') throw new Unavailable('ERR_STORE_UNAVAILABLE', `the store cannot use write-ahead logging (journal mode is ${String(mode)})`);
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
+  // SQLite's own default page cache (2 MiB), not better-sqlite3's 16 MiB: every commit ends by
+  // scanning the whole page-cache hash table (pcache1TruncateUnsafe, from pager_end_transaction),
+  // so a bigger cache costs each commit more than its hits save. Measured with perf on the
+  // issuance bench: ~9 µs of event-loop time per certificate in that scan at 16 MiB, ~1 µs at
+  // 2 MiB, and fewer page frees and mallocs; on a 130 MB file of random-key inserts, 348 against
+  // 444 µs of CPU per commit. Pages that miss come from the OS page cache.
+  db.pragma('cache_size = -2000');
 }
 
 /** Applies, in one transaction, the migrations the file has not seen yet. */

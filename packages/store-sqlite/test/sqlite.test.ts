@@ -164,8 +164,9 @@ describe('sqlite store', () => {
   });
 
   describe('database file', () => {
-    it('runs in WAL mode with synchronous=FULL, foreign keys on and a busy timeout', () => {
+    it('runs in WAL mode with synchronous=FULL, foreign keys on, a busy timeout and a 2 MiB page cache', () => {
       raw = openDatabase(path, { clock, busyTimeoutMs: 1234 });
+      expect(raw.pragma('cache_size', { simple: true })).toBe(-2000); // better-sqlite3 would give -16000
       expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
       expect(raw.pragma('synchronous', { simple: true })).toBe(2);
       expect(raw.pragma('foreign_keys', { simple: true })).toBe(1);
