@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { chainInput, InternalError, InvalidRequest, type AuditEvent, type AuditEventInput, type AuditStore } from '@agentca/core';
 import type Database from 'better-sqlite3';
 import { readNow } from './sqlite-errors.ts';
@@ -100,7 +100,7 @@ export class SqliteAuditStore implements AuditStore, TransactionParticipant {
       prevHash: head.hash,
       hash: '',
     };
-    event.hash = createHash('sha256').update(chainInput(event.prevHash, event.seq, event)).digest('hex');
+    event.hash = hash('sha256', chainInput(event.prevHash, event.seq, event), 'hex');
     this.#insert.run(
       event.seq,
       event.at.toISOString(),

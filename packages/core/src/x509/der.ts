@@ -141,14 +141,30 @@ export function oid(dotted: string): Uint8Array {
   return out;
 }
 
-const pad2 = (n: number) => String(n).padStart(2, '0');
 
 /** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; always whole seconds, Z. */
 export function time(d: Date): Uint8Array {
   const y = d.getUTCFullYear();
-  const rest = `${pad2(d.getUTCMonth() + 1)}${pad2(d.getUTCDate())}${pad2(d.getUTCHours())}${pad2(d.getUTCMinutes())}${pad2(d.getUTCSeconds())}Z`;
-  if (y >= 1950 && y < 2050) return tlv(TAG.UTC_TIME, TEXT.encode(pad2(y % 100) + rest));
-  return tlv(TAG.GENERALIZED_TIME, TEXT.encode(String(y).padStart(4, '0') + rest));
+  // Written byte by byte (two of these per certificate): the tag, the length, then the digits.
+  const utc = y >= 1950 && y < 2050;
+  const n = utc ? 13 : 15;
+  const out = new Uint8Array(2 + n);
+  out[0] = utc ? TAG.UTC_TIME : TAG.GENERALIZED_TIME;
+  out[1] = n;
+  let i = 2;
+  const put2 = (v: number) => {
+    out[i++] = 0x30 + ((v / 10) | 0);
+    out[i++] = 0x30 + (v % 10);
+  };
+  if (!utc) put2((y / 100) | 0);
+  put2(y % 100);
+  put2(d.getUTCMonth() + 1);
+  put2(d.getUTCDate());
+  put2(d.getUTCHours());
+  put2(d.getUTCMinutes());
+  put2(d.getUTCSeconds());
+  out[i] = 0x5a; // 'Z'
+  return out;
 }
 
 export function algorithmIdentifier(algOid: string, params: 'null' | 'absent' | Uint8Array): Uint8Array {
@@ -311,22 +327,30 @@ export function readString(buf: Uint8Array, el: DerElement): string {
 
 /** UTCTime or GeneralizedTime in the RFC 5280 DER forms (seconds, Z). */
 export function readTime(buf: Uint8Array, el: DerElement): Date {
-  const s = readString(buf, el);
-  let m: RegExpMatchArray | null;
-  let y: number;
-  if (el.tag === TAG.UTC_TIME && (m = s.match(/^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/))) {
-    y = Number(m[1]);
-    y += y < 50 ? 2000 : 1900;
-  } else if (el.tag === TAG.GENERALIZED_TIME && (m = s.match(/^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/))) {
-    y = Number(m[1]);
-  } else {
-    bad('bad time');
-  }
-  const [mo, d, h, mi, se] = [m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number];
-  // Not Date.UTC: it maps years 0-99 to 1900-1999, and a GeneralizedTime year is literal.
-  const back = new Date(0);
-  back.setUTCFullYear(y, mo - 1, d);
-  back.setUTCHours(h, mi, se, 0);
+  // YYMMDDHHMMSSZ (UTCTime) or YYYYMMDDHHMMSSZ (GeneralizedTime), read from the bytes: digits
+  // only, 'Z' last, nothing else (RFC 5280 §4.1.2.5).
+  const len = el.end - el.contentStart;
+  const utc = el.tag === TAG.UTC_TIME;
+  if (!((utc && len === 13) || (el.tag === TAG.GENERALIZED_TIME && len === 15)) || buf[el.end - 1] !== 0x5a) bad('bad time');
+  let i = el.contentStart;
+  const two = (): number => {
+    const a = buf[i]! - 0x30;
+    const b = buf[i + 1]! - 0x30;
+    if (a < 0 || a > 9 || b < 0 || b > 9) bad('bad time');
+    i += 2;
+    return a * 10 + b;
+  };
+  let y = two();
+  if (utc) y += y < 50 ? 2000 : 1900;
+  else y = y * 100 + two();
+  const mo = two();
+  const d = two();
+  const h = two();
+  const mi = two();
+  const se = two();
+  // Not Date.UTC alone: it maps years 0-99 to 1900-1999, and a GeneralizedTime year is literal.
+  const back = new Date(Date.UTC(y, mo - 1, d, h, mi, se));
+  if (y < 100) back.setUTCFullYear(y, mo - 1, d);
   if (back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || h > 23 || mi > 59 || se > 59) bad('time out of range');
   return back;
 }

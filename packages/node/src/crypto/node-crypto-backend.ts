@@ -4,7 +4,7 @@
  * about as much as verifying with it (~100 µs each for P-256 here: every import builds its
  * EC group afresh), and it runs once per CSR, so both stay off the event loop.
  */
-import { createHash, createPublicKey, verify as nodeVerify, type JsonWebKey } from 'node:crypto';
+import { createPublicKey, hash, verify as nodeVerify, type JsonWebKey } from 'node:crypto';
 import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { InvalidRequest, schemeFitsKey, toBase64, type CryptoBackend, type PublicKeyInfo, type SignatureScheme } from '@agentca/core';
@@ -77,7 +77,7 @@ export class NodeCryptoBackend implements CryptoBackend {
   }
 
   async digest(algorithm: 'SHA-1' | 'SHA-256', data: Uint8Array): Promise<Uint8Array> {
-    return new Uint8Array(createHash(algorithm === 'SHA-1' ? 'sha1' : 'sha256').update(data).digest());
+    return new Uint8Array(hash(algorithm === 'SHA-1' ? 'sha1' : 'sha256', data, 'buffer'));
   }
 
   verify(key: PublicKeyInfo, scheme: SignatureScheme, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
