@@ -102,8 +102,11 @@ export class SqliteTokenStore implements TokenStore {
 
 type Row = [string, string, string, string, string | null, string | null, number, number];
 
+function invalid(why: string): InvalidRequest {
+  return new InvalidRequest('ERR_TOKEN_RECORD_INVALID', why);
+}
+
 function toRow(t: JoinTokenRecord): Row {
-  const invalid = (why: string) => new InvalidRequest('ERR_TOKEN_RECORD_INVALID', why);
   if (typeof t.id !== 'string' || !TOKEN_ID.test(t.id)) throw invalid('a join token ID must be 16 lower-case hex digits');
   if (typeof t.hash !== 'string' || !SHA256_HEX.test(t.hash)) throw invalid(`join token ${t.id} needs the SHA-256 of its secret as lower-case hex`);
   if (typeof t.spiffeId !== 'string' || typeof t.profile !== 'string') throw invalid(`join token ${t.id} needs a SPIFFE ID and a profile`);

@@ -112,16 +112,18 @@ export class WriteQueue {
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    const run = () => {
-      this.#scheduled = false;
-      this.#flushBatch();
-      this.#lastCommitEnd = performance.now();
-      if (this.#pending.length > 0) this.#schedule();
-    };
     const wait = this.#lastCommitEnd + this.#minIntervalMs - performance.now();
-    if (wait > 0) setTimeout(run, wait);
-    else setImmediate(run);
+    if (wait > 0) setTimeout(this.#scheduledFlush, wait);
+    else setImmediate(this.#scheduledFlush);
   }
+
+  /** One function for the queue's life, not a closure per flush. */
+  readonly #scheduledFlush = (): void => {
+    this.#scheduled = false;
+    this.#flushBatch();
+    this.#lastCommitEnd = performance.now();
+    if (this.#pending.length > 0) this.#schedule();
+  };
 
   #flushBatch(): void {
     const taken = this.#pending.splice(0, this.#maxBatchSize);

@@ -59,7 +59,16 @@ export function parseSpiffeId(id: string, opts: { requirePath?: boolean } = {}):
       if (!SEGMENT.test(seg)) invalid(id, "path segments may only contain letters, digits, '.', '-' and '_'");
     }
   }
-  return { trustDomain: td, path, toString: () => `spiffe://${td}${path}` };
+  // A method, not an arrow property: under tsx a named arrow is renamed (Object.defineProperty)
+  // each time it is created, and this runs once per issuance.
+  const text = `spiffe://${td}${path}`;
+  return {
+    trustDomain: td,
+    path,
+    toString() {
+      return text;
+    },
+  };
 }
 
 /** Parses `id` and requires it to be in `trustDomain`. */

@@ -33,10 +33,17 @@ export interface ExpectedLeaf {
   onBehalfOf: string | null;
 }
 
+// Module-level, not closures: under tsx every named inner function is renamed with
+// Object.defineProperty each time it is created, and this runs once per certificate.
+function fail(what: string): never {
+  throw new InternalError('ERR_ISSUED_CERTIFICATE_MISMATCH', `the signed certificate failed its re-check: ${what}`);
+}
+
+function extension(c: ParsedCertificate, oid: string): { critical: boolean; value: Uint8Array } {
+  return c.extensions.get(oid) ?? fail(`extension ${oid} missing`);
+}
+
 export function verifyIssued(der: Uint8Array, want: ExpectedLeaf): ParsedCertificate {
-  const fail = (what: string): never => {
-    throw new InternalError('ERR_ISSUED_CERTIFICATE_MISMATCH', `the signed certificate failed its re-check: ${what}`);
-  };
   let c: ParsedCertificate;
   try {
     c = parseCertificate(der);
@@ -51,23 +58,22 @@ export function verifyIssued(der: Uint8Array, want: ExpectedLeaf): ParsedCertifi
   if (want.subjectEmpty !== (c.subject.length === 2)) fail('subject');
   if (c.signatureOid !== c.outerSignatureOid) fail('signature algorithm mismatch');
 
-  const ext = (oid: string) => c.extensions.get(oid) ?? fail(`extension ${oid} missing`);
-  const bc = ext(EXT.basicConstraints);
+  const bc = extension(c, EXT.basicConstraints);
   if (!bc.critical || decodeBasicConstraints(bc.value).ca) fail('basicConstraints must be critical CA:FALSE');
-  const ku = ext(EXT.keyUsage);
+  const ku = extension(c, EXT.keyUsage);
   const bits = decodeKeyUsage(ku.value);
   if (!ku.critical || !bits.has('digitalSignature') || bits.has('keyCertSign') || bits.has('cRLSign')) fail('keyUsage');
-  const san = ext(EXT.subjectAltName);
+  const san = extension(c, EXT.subjectAltName);
   if (san.critical !== want.subjectEmpty) fail('SAN criticality');
   const names = parseGeneralNamesDer(san.value);
   if (names.uris.length !== 1 || names.uris[0] !== want.spiffeId) fail('SAN URI');
   if (names.other || names.ipAddresses.join(',') !== (want.ipAddresses ?? []).join(',') || names.dnsNames.join(',') !== want.dnsNames.join(','))
     fail('SAN names');
-  if (decodeExtKeyUsage(ext(EXT.extKeyUsage).value).join(',') !== want.extKeyUsage.join(',')) fail('extKeyUsage');
-  ext(EXT.subjectKeyIdentifier);
-  const aki = decodeAuthorityKeyIdentifier(ext(EXT.authorityKeyIdentifier).value);
+  if (decodeExtKeyUsage(extension(c, EXT.extKeyUsage).value).join(',') !== want.extKeyUsage.join(',')) fail('extKeyUsage');
+  extension(c, EXT.subjectKeyIdentifier);
+  const aki = decodeAuthorityKeyIdentifier(extension(c, EXT.authorityKeyIdentifier).value);
   if (!aki || !bytesEqual(aki, want.issuerKeyId)) fail('authorityKeyIdentifier');
-  const ident = decodeAgentcaIdentity(ext(EXT.agentcaIdentity).value);
+  const ident = decodeAgentcaIdentity(extension(c, EXT.agentcaIdentity).value);
   if (ident.instanceId !== want.instanceId || ident.taskId !== want.taskId || ident.onBehalfOf !== want.onBehalfOf) fail('agentca identity');
   const allowed = new Set<string>([
     EXT.basicConstraints,

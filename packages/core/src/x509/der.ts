@@ -152,19 +152,23 @@ export function time(d: Date): Uint8Array {
   out[0] = utc ? TAG.UTC_TIME : TAG.GENERALIZED_TIME;
   out[1] = n;
   let i = 2;
-  const put2 = (v: number) => {
-    out[i++] = 0x30 + ((v / 10) | 0);
-    out[i++] = 0x30 + (v % 10);
-  };
-  if (!utc) put2((y / 100) | 0);
-  put2(y % 100);
-  put2(d.getUTCMonth() + 1);
-  put2(d.getUTCDate());
-  put2(d.getUTCHours());
-  put2(d.getUTCMinutes());
-  put2(d.getUTCSeconds());
+  if (!utc) i = put2(out, i, (y / 100) | 0);
+  i = put2(out, i, y % 100);
+  i = put2(out, i, d.getUTCMonth() + 1);
+  i = put2(out, i, d.getUTCDate());
+  i = put2(out, i, d.getUTCHours());
+  i = put2(out, i, d.getUTCMinutes());
+  i = put2(out, i, d.getUTCSeconds());
   out[i] = 0x5a; // 'Z'
   return out;
+}
+
+// Module-level, not closures: under tsx (how agentca runs) every named inner function is
+// renamed with Object.defineProperty each time it is created, which perf showed on hot paths.
+function put2(out: Uint8Array, i: number, v: number): number {
+  out[i] = 0x30 + ((v / 10) | 0);
+  out[i + 1] = 0x30 + (v % 10);
+  return i + 2;
 }
 
 export function algorithmIdentifier(algOid: string, params: 'null' | 'absent' | Uint8Array): Uint8Array {
@@ -333,24 +337,29 @@ export function readTime(buf: Uint8Array, el: DerElement): Date {
   const utc = el.tag === TAG.UTC_TIME;
   if (!((utc && len === 13) || (el.tag === TAG.GENERALIZED_TIME && len === 15)) || buf[el.end - 1] !== 0x5a) bad('bad time');
   let i = el.contentStart;
-  const two = (): number => {
-    const a = buf[i]! - 0x30;
-    const b = buf[i + 1]! - 0x30;
-    if (a < 0 || a > 9 || b < 0 || b > 9) bad('bad time');
-    i += 2;
-    return a * 10 + b;
-  };
-  let y = two();
+  let y = read2(buf, i);
+  i += 2;
   if (utc) y += y < 50 ? 2000 : 1900;
-  else y = y * 100 + two();
-  const mo = two();
-  const d = two();
-  const h = two();
-  const mi = two();
-  const se = two();
+  else {
+    y = y * 100 + read2(buf, i);
+    i += 2;
+  }
+  const mo = read2(buf, i);
+  const d = read2(buf, i + 2);
+  const h = read2(buf, i + 4);
+  const mi = read2(buf, i + 6);
+  const se = read2(buf, i + 8);
   // Not Date.UTC alone: it maps years 0-99 to 1900-1999, and a GeneralizedTime year is literal.
   const back = new Date(Date.UTC(y, mo - 1, d, h, mi, se));
   if (y < 100) back.setUTCFullYear(y, mo - 1, d);
   if (back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || h > 23 || mi > 59 || se > 59) bad('time out of range');
   return back;
+}
+
+/** Two ASCII digits at `i` as a number. */
+function read2(buf: Uint8Array, i: number): number {
+  const a = buf[i]! - 0x30;
+  const b = buf[i + 1]! - 0x30;
+  if (a < 0 || a > 9 || b < 0 || b > 9) bad('bad time');
+  return a * 10 + b;
 }
