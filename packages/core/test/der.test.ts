@@ -145,6 +145,16 @@ describe('OBJECT IDENTIFIER', () => {
     expect(readOid(enc, top(enc))).toBe(dotted);
   });
 
+  it('tells apart two OIDs whose bytes hash alike in the decode cache', () => {
+    // 2a 40 and 2b 21 give the same cache hash (h * 31 + b): the cache must compare the bytes.
+    const a = hex('06022a40');
+    const b = hex('06022b21');
+    for (let round = 0; round < 2; round++) {
+      expect(readOid(a, top(a))).toBe('1.2.64');
+      expect(readOid(b, top(b))).toBe('1.3.33');
+    }
+  });
+
   it('decodes the same after its decode cache is full, and a bad OID stays bad after a good one with the same prefix was cached', () => {
     // 600 distinct OIDs fill the cache (512 entries) and spill past it; each must still read back right, twice.
     const many = Array.from({ length: 600 }, (_, i) => `1.3.6.1.4.1.99999.${i}.${i * 7919}`);

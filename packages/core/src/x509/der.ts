@@ -248,20 +248,39 @@ export const whole = (buf: Uint8Array, el: DerElement): Uint8Array => buf.subarr
 
 export function readOid(buf: Uint8Array, el: DerElement): string {
   if (el.tag !== TAG.OID) bad('expected an OBJECT IDENTIFIER');
-  const c = content(buf, el);
-  if (c.length === 0 || c.length > 64) bad('bad OBJECT IDENTIFIER length');
+  const start = el.contentStart;
+  const len = el.end - start;
+  if (len === 0 || len > 64) bad('bad OBJECT IDENTIFIER length');
   // Certificates and CSRs repeat a few dozen OIDs: decoded ones are remembered (bounded, so
-  // a peer sending endless new OIDs only ever pays for decoding them).
-  const key = String.fromCharCode.apply(null, c as unknown as number[]);
-  const known = OID_CACHE.get(key);
-  if (known !== undefined) return known;
+  // a peer sending endless new OIDs only ever pays for decoding them), keyed by a hash of the
+  // bytes and confirmed byte for byte (no string is built to look one up).
+  let h = len;
+  for (let i = start; i < el.end; i++) h = (Math.imul(h, 31) + buf[i]!) | 0;
+  for (let e = OID_CACHE.get(h); e !== undefined; e = e.next) {
+    if (e.bytes.length === len && sameBytes(e.bytes, buf, start)) return e.text;
+  }
+  const c = buf.slice(start, el.end);
   const text = decodeOid(c);
-  if (OID_CACHE.size < OID_CACHE_MAX) OID_CACHE.set(key, text);
+  if (oidCacheSize < OID_CACHE_MAX) {
+    OID_CACHE.set(h, { bytes: c, text, next: OID_CACHE.get(h) });
+    oidCacheSize++;
+  }
   return text;
 }
 
-const OID_CACHE = new Map<string, string>();
+interface OidEntry {
+  bytes: Uint8Array;
+  text: string;
+  next: OidEntry | undefined;
+}
+const OID_CACHE = new Map<number, OidEntry>();
 const OID_CACHE_MAX = 512;
+let oidCacheSize = 0;
+
+function sameBytes(a: Uint8Array, buf: Uint8Array, at: number): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== buf[at + i]) return false;
+  return true;
+}
 
 function decodeOid(c: Uint8Array): string {
   const arcs: bigint[] = [];
