@@ -30,11 +30,10 @@ const COLUMNS = 'seq, at, type, actor, outcome, spiffe_id, serial, code, detail,
  */
 export class SqliteAuditStore implements AuditStore, TransactionParticipant {
   readonly #queue: WriteQueue;
-  /** The head as this transaction has moved it; null until its first append. */
+  /** The head as this transaction has moved it; null until its first append (then the head is read from the table). */
   #txHead: { seq: number; hash: string } | null = null;
-  #txMoved = false;
+  /** `#txHead` as the running op found it, to set back if the op fails. */
   #opHead: { seq: number; hash: string } | null = null;
-  #opMoved = false;
   readonly #selectHead: Database.Statement<[], { seq: number; hash: string }>;
   readonly #moveHead: Database.Statement<[number, string]>;
   readonly #insert: Database.Statement<unknown[]>;
@@ -51,26 +50,22 @@ export class SqliteAuditStore implements AuditStore, TransactionParticipant {
 
   begin(): void {
     this.#txHead = null;
-    this.#txMoved = false;
   }
 
   opStart(): void {
     this.#opHead = this.#txHead;
-    this.#opMoved = this.#txMoved;
   }
 
   opFailed(): void {
     this.#txHead = this.#opHead;
-    this.#txMoved = this.#opMoved;
   }
 
   beforeCommit(): void {
-    if (this.#txMoved && this.#txHead) this.#moveHead.run(this.#txHead.seq, this.#txHead.hash);
+    if (this.#txHead) this.#moveHead.run(this.#txHead.seq, this.#txHead.hash);
   }
 
   end(): void {
     this.#txHead = null;
-    this.#txMoved = false;
   }
 
   async append(event: AuditEventInput): Promise<AuditEvent> {
@@ -115,7 +110,6 @@ export class SqliteAuditStore implements AuditStore, TransactionParticipant {
       event.hash,
     );
     this.#txHead = { seq: event.seq, hash: event.hash };
-    this.#txMoved = true;
     return event;
   }
 

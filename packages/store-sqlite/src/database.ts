@@ -48,8 +48,8 @@ function configure(db: Database.Database, busyTimeoutMs: number): void {
   // pending-byte page, 262145 at 4 KiB pages), which leaves the page cache's highest key far
   // above the file's size; the truncate at the end of the commit (pcache1TruncateUnsafe, from
   // pager_end_transaction) then scans the whole hash table (seen with gdb: iMaxKey 262145,
-  // iLimit ~ page count, nHash 1024). With random-key indexes that is most commits, so a bigger
-  // cache costs each commit more than its hits save. Measured with perf on the
+  // iLimit ~ page count, nHash 1024, on each commit gdb stopped at in a random-key insert loop),
+  // so a bigger cache costs each commit more than its hits save. Measured with perf on the
   // issuance bench: ~9 µs of event-loop time per certificate in that scan at 16 MiB, ~1 µs at
   // 2 MiB, and fewer page frees and mallocs; on a 130 MB file of random-key inserts, 348 against
   // 444 µs of CPU per commit. Pages that miss come from the OS page cache.

@@ -5,7 +5,7 @@
  */
 import { InternalError } from '../errors.ts';
 import { bytesEqual, toHex } from '../encoding.ts';
-import { parseCertificate, type ParsedCertificate } from '../x509/certificate.ts';
+import { parseCertificate, type ParsedCertificate, type ParsedExtension } from '../x509/certificate.ts';
 import {
   decodeAgentcaIdentity,
   decodeAuthorityKeyIdentifier,
@@ -39,7 +39,7 @@ function fail(what: string): never {
   throw new InternalError('ERR_ISSUED_CERTIFICATE_MISMATCH', `the signed certificate failed its re-check: ${what}`);
 }
 
-function extension(c: ParsedCertificate, oid: string): { critical: boolean; value: Uint8Array } {
+function extension(c: ParsedCertificate, oid: string): ParsedExtension {
   return c.extensions.get(oid) ?? fail(`extension ${oid} missing`);
 }
 

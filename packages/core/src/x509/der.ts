@@ -141,7 +141,6 @@ export function oid(dotted: string): Uint8Array {
   return out;
 }
 
-
 /** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; always whole seconds, Z. */
 export function time(d: Date): Uint8Array {
   const y = d.getUTCFullYear();
