@@ -6,6 +6,7 @@
  *
  *   pnpm --filter nginx-sidecar start
  */
+import { randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -42,14 +43,22 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
+/**
+ * A loopback port for nginx's config, drawn below the kernel's ephemeral range (32768 and up on
+ * Linux): a port the kernel handed out and took back can be reused by any outgoing connection
+ * before nginx binds it.
+ */
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + randomInt(12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-    s.on('error', reject);
-  });
+    if (free) return port;
+  }
+  throw new Error('no free loopback port found in 20000–31999');
 }
 
 async function main(): Promise<void> {

@@ -3,6 +3,7 @@
  * listening address from its structured log.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { createServer } from 'node:net';
 import { AGENTCA_BIN, PASSPHRASE } from './cli.ts';
 
@@ -64,15 +65,27 @@ export async function startServe(dir: string, extra: string[] = []): Promise<Ser
   };
 }
 
-/** A port that was free a moment ago (for servers that need a port in their config). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A loopback port that was free a moment ago (for servers that need a port in their config).
+ * Drawn at random below the kernel's ephemeral range (32768–60999 here): a port the kernel
+ * handed out for `listen(0)` goes back to that pool when closed and can be taken by the next
+ * outgoing connection of any test running in parallel before our server binds it (seen once
+ * in CI as EADDRINUSE). Below the range, only another test's pick can collide, and the probe
+ * bind catches any already taken.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const port = 20_000 + randomInt(12_000);
+    if (await canBind(port)) return port;
+    if (attempt === 50) throw new Error('no free loopback port found in 20000–31999');
+  }
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
 }
 
