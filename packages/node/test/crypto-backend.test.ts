@@ -44,9 +44,19 @@ describe.each(Object.entries(backends))('NodeCryptoBackend on %s', (_name, backe
   });
 
   it('answers many concurrent verifications each with its own result', async () => {
-    const jobs = Array.from({ length: 200 }, (_, i) => ({ ...signed(i % 2 ? 'ec-p256' : 'ed25519'), good: i % 3 !== 0 }));
-    const results = await Promise.all(jobs.map((j) => backend.verify(j.info, j.scheme, j.good ? data : data.subarray(2), j.signature)));
-    expect(results).toEqual(jobs.map((j) => j.good));
+    // Valid, invalid, and (every fourteenth) a P-256 point off the curve, which rejects: a worker
+    // answers a batch a few jobs at a time, and each answer must reach its own promise.
+    const jobs = Array.from({ length: 200 }, (_, i) => {
+      const j = signed(i % 2 ? 'ec-p256' : 'ed25519');
+      if (i % 14 !== 7) return { ...j, want: i % 3 !== 0 };
+      const point = j.info.keyBytes.slice();
+      point[point.length - 1]! ^= 1;
+      return { ...j, info: { ...j.info, keyBytes: point }, want: 'ERR_CSR_KEY_INVALID' };
+    });
+    const results = await Promise.all(
+      jobs.map((j, i) => backend.verify(j.info, j.scheme, i % 3 !== 0 ? data : data.subarray(2), j.signature).catch((e: AgentCAError) => e.code)),
+    );
+    expect(results).toEqual(jobs.map((j) => j.want));
   });
 
   it.each(['ec-p256', 'ec-p384'] as KeyAlgorithm[])('refuses a %s point off the curve with ERR_CSR_KEY_INVALID', async (alg) => {
@@ -82,6 +92,29 @@ describe('NodeCryptoBackend workers', () => {
         ]),
       );
       expect(results).toEqual(jobs.flatMap(() => [true, false]));
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('answer the first jobs of a batch before the last are verified', async () => {
+    const backend = new NodeCryptoBackend({ workers: 1 });
+    try {
+      const jobs = Array.from({ length: 40 }, () => signed('ec-p256'));
+      const settled = jobs.map(() => false);
+      let lastSettledWithFirst: boolean | undefined;
+      // All 40 go to the worker as one batch (queued in the same turn). Once the first result's
+      // reaction has run, a microtask queued then runs after every reaction already queued: had
+      // the whole batch come back in one message, the last job's would be among them.
+      const all = jobs.map((j, i) =>
+        backend.verify(j.info, j.scheme, data, j.signature).then((ok) => {
+          settled[i] = true;
+          if (i === 0) queueMicrotask(() => (lastSettledWithFirst = settled[jobs.length - 1]));
+          return ok;
+        }),
+      );
+      expect(await Promise.all(all)).toEqual(jobs.map(() => true));
+      expect(lastSettledWithFirst).toBe(false);
     } finally {
       await backend.close();
     }

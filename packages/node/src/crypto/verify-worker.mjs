@@ -1,8 +1,8 @@
 // Signature verification on a worker thread (plain JS: workers start without the TS loader).
 // Messages: a batch of jobs as `{ m, b }` (see node-crypto-backend.ts: six int32 per job in m —
 // id, key format, hash, key length, data length, signature length — and their bytes back to
-// back in b); replies an Int32Array of [id, result] where result is 1 (valid), 0 (invalid) or
-// -1 (the key itself is unusable). keyFormat 'P-256' or
+// back in b); replies, a few jobs at a time, an Int32Array of [id, result] where result is 1
+// (valid), 0 (invalid) or -1 (the key itself is unusable). keyFormat 'P-256' or
 // 'P-384': key is the uncompressed EC point, imported with WebCrypto's raw format (the point is
 // checked to be on the curve; both curves have cofactor 1, so no order check is needed) — in
 // OpenSSL 3 that costs less than building the key from JWK coordinates or decoding an SPKI, and
@@ -53,23 +53,32 @@ function unpack({ m, b }) {
   return jobs;
 }
 
+// Results go back in chunks of a few jobs, not once the whole batch is done: the event loop
+// picks up each chunk's issuances while the worker verifies the next, instead of the two
+// threads taking turns on a whole batch (on the issuance bench, 2 cores, the event loop went
+// from ~88% to ~98% busy and the rate up ~4% over four alternated runs).
+const CHUNK = 4;
+
 parentPort.on('message', async (batch) => {
   const jobs = unpack(batch);
-  const keys = await Promise.all(jobs.map((job) => importKey(job[1], job[2])));
-  const out = new Int32Array(jobs.length * 2);
-  for (let i = 0; i < jobs.length; i++) {
-    const [id, , , hash, data, signature] = jobs[i];
-    const k = keys[i];
-    let result = -1;
-    if (k !== null) {
-      try {
-        result = verify(hash, data, k, signature) ? 1 : 0;
-      } catch {
-        result = 0;
+  for (let start = 0; start < jobs.length; start += CHUNK) {
+    const end = Math.min(start + CHUNK, jobs.length);
+    const keys = await Promise.all(jobs.slice(start, end).map((job) => importKey(job[1], job[2])));
+    const out = new Int32Array((end - start) * 2);
+    for (let i = start; i < end; i++) {
+      const [id, , , hash, data, signature] = jobs[i];
+      const k = keys[i - start];
+      let result = -1;
+      if (k !== null) {
+        try {
+          result = verify(hash, data, k, signature) ? 1 : 0;
+        } catch {
+          result = 0;
+        }
       }
+      out[(i - start) * 2] = id;
+      out[(i - start) * 2 + 1] = result;
     }
-    out[i * 2] = id;
-    out[i * 2 + 1] = result;
+    parentPort.postMessage(out, [out.buffer]);
   }
-  parentPort.postMessage(out, [out.buffer]);
 });
