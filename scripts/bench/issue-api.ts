@@ -36,7 +36,8 @@ const SELF = fileURLToPath(import.meta.url);
 const REPO = resolve(dirname(SELF), '../..');
 const CLI = join(REPO, 'packages/cli/bin/agentca.js');
 const PEERS = '/work/shared/peers';
-const CONCS = [1, 16, 64];
+/** BENCH_CONCS="16" (comma-separated) measures only those concurrencies; the ratio lines need 16 among them. */
+const CONCS = (process.env.BENCH_CONCS ?? '1,16,64').split(',').map(Number);
 const PASSPHRASE = 'bench-passphrase';
 
 interface ClientJob {
