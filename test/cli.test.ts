@@ -132,7 +132,7 @@ describe.concurrent('issue', () => {
   it('--json is one document; --out holds the leaf then the intermediate', async () => {
     const j = issued.json;
     expect(j).toMatchObject({ spiffeId: ID, file: issued.out });
-    expect(j.instanceId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(j.instanceId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     const blocks = pemBlocks(readFileSync(issued.out, 'utf8'));
     expect(blocks).toHaveLength(2);
     expect(blocks[0]).toBe(j.certificate);

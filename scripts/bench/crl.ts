@@ -12,7 +12,8 @@
  *   peak = process.resourceUsage().maxRSS at the end; growth = maxRSS − RSS before the first timed
  *   build (entries already allocated, after a full GC), after the first build and after all.
  *   openssl's peak RSS is /usr/bin/time's %M over its runs.
- * Entries: 17-byte serials (0x4a + 16 random bytes, as agentca issues), all revoked an hour ago,
+ * Entries: 17-byte serials (0x4a + 16 random bytes, as agentca issued them until 2026-11-29; they are 20 bytes now, with
+ * three octets of time after the 0x4a, and the README's figures are from 17), all revoked an hour ago,
  * reasons cycling unspecified / keyCompromise / superseded / cessationOfOperation / affiliationChanged.
  *
  * usage: node --import tsx scripts/bench/crl.ts [sizes=10000,100000,1000000] [REPEATS=3]

@@ -228,7 +228,7 @@ async function fixtures(dir: string): Promise<{ request: string }> {
   const now = Date.now();
   // The leaf: only its serial and issuer matter to OCSP.
   const leafKey = await generateWebCryptoSigner('ec-p256');
-  const serial = newSerial(webCryptoRandom);
+  const serial = newSerial(webCryptoRandom, new Date());
   const leaf = await signTbs(
     encodeTbsCertificate({
       serial,

@@ -109,17 +109,17 @@ export class ApiClient {
 
 /**
  * OCSP requests (SHA-1 CertID, no nonce) for serials of the CA in `dir`: openssl builds one for a
- * fixed 17-byte serial, and every agentca serial (17 bytes, 0x4a first) is put in its place.
+ * fixed 20-byte serial, and every agentca serial (20 bytes, 0x4a first) is put in its place.
  */
 export async function ocspRequests(dir: string, scratch: string): Promise<(serial: string) => Uint8Array> {
-  const template = '4a' + '00'.repeat(15) + 'ab';
+  const template = '4a' + '00'.repeat(18) + 'ab';
   const out = join(scratch, 'ocsp-template.der');
   await ok('openssl', ['ocsp', '-issuer', join(dir, 'intermediate.pem'), '-serial', `0x${template}`, '-no_nonce', '-reqout', out]);
   const der = readFileSync(out);
-  const at = der.indexOf(Buffer.from(`0211${template}`, 'hex'));
+  const at = der.indexOf(Buffer.from(`0214${template}`, 'hex'));
   if (at < 0 || der.indexOf(Buffer.from(template, 'hex'), at + 3) >= 0) throw new Error('unexpected OCSP request template');
   return (serial: string) => {
-    if (!/^4a[0-9a-f]{32}$/.test(serial)) throw new Error(`not an agentca serial: ${serial}`);
+    if (!/^4a[0-9a-f]{38}$/.test(serial)) throw new Error(`not an agentca serial: ${serial}`);
     const copy = Buffer.from(der);
     Buffer.from(serial, 'hex').copy(copy, at + 2);
     return new Uint8Array(copy);

@@ -158,7 +158,8 @@ async function expectLeaf(ca: Ca, issued: IssuedCertificate, want: Expected): Pr
   const isRsa = want.subjectKind.startsWith('rsa');
 
   expect(leaf.serialNumber.toLowerCase()).toBe(issued.serial);
-  expect(issued.serial).toMatch(/^4a[0-9a-f]{32}$/);
+  // 0x4a, NOW in 1/64 s units (three octets), 128 random bits.
+  expect(issued.serial).toMatch(new RegExp(`^4a${(Math.floor((NOW.getTime() * 64) / 1000) % 2 ** 24).toString(16).padStart(6, '0')}[0-9a-f]{32}$`));
   expect(leaf.issuer).toBe(int.subject);
   expect(leaf.issuer).toBe(`O=${TD}, CN=agentca intermediate CA ${TD}`);
   expect(leaf.subject).toBe('');
@@ -213,7 +214,11 @@ async function expectLeaf(ca: Ca, issued: IssuedCertificate, want: Expected): Pr
   const ident = decodeAgentcaIdentity(agentca.value);
   expect(ident).toEqual({ instanceId: issued.instanceId, taskId: want.taskId ?? null, onBehalfOf: want.onBehalfOf ?? null });
   if (want.instanceId) expect(issued.instanceId).toBe(want.instanceId);
-  else expect(issued.instanceId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  else {
+    // A UUIDv7 of NOW.
+    const ms = NOW.getTime().toString(16).padStart(12, '0');
+    expect(issued.instanceId).toMatch(new RegExp(`^${ms.slice(0, 8)}-${ms.slice(8)}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`));
+  }
 
   expect(await leaf.verify({ publicKey: int.publicKey, signatureOnly: true })).toBe(true);
   expect(await leaf.verify({ publicKey: root.publicKey, signatureOnly: true })).toBe(false);

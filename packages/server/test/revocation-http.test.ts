@@ -107,7 +107,7 @@ describe('the revocation listener', () => {
   async function leaf(intermediate: Uint8Array, intSigner: Signer): Promise<{ der: Uint8Array; serial: string }> {
     const int = parseCertificate(intermediate);
     const key = await generateWebCryptoSigner('ec-p256');
-    const serial = newSerial(webCryptoRandom);
+    const serial = newSerial(webCryptoRandom, new Date());
     const tbs = encodeTbsCertificate({
       serial,
       scheme: signatureSchemeFor(intSigner.algorithm),

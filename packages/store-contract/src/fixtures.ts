@@ -17,7 +17,7 @@ export interface StoreUnderTest {
 export const T0 = Date.parse('2030-01-02T03:04:05.678Z');
 export const HOUR = 3_600_000;
 
-/** A canonical serial (17 bytes, prefix 0x4a like core's) that differs per `n`. */
+/** A canonical serial (17 bytes, prefix 0x4a, the layout core used before its time octets) that differs per `n`. */
 export function contractSerial(n: number): string {
   return `4a${n.toString(16).padStart(32, '0')}`;
 }

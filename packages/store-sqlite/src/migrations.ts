@@ -140,4 +140,35 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX join_tokens_by_task_id ON join_tokens (task_id) WHERE task_id IS NOT NULL;
     `,
   },
+  {
+    version: 4,
+    name: 'join tokens: used_by_serial unique only where set',
+    // Version 3's column UNIQUE indexed every token, the unused ones under NULL in token-id
+    // order, so consuming a token moved its entry from one random leaf to another: a quarter of
+    // the WAL frames of an HTTPS issuance run. A partial UNIQUE index keeps the guarantee (a
+    // serial is bought by one token at most) and holds only used tokens, whose serials arrive
+    // in time order. SQLite cannot drop a column constraint, so the table is rebuilt (its
+    // documented 12-step way: no other table references it, no trigger or view names it).
+    sql: `
+      CREATE TABLE join_tokens_v4 (
+        id             TEXT PRIMARY KEY,
+        hash           TEXT NOT NULL,
+        spiffe_id      TEXT NOT NULL,
+        profile        TEXT NOT NULL,
+        task_id        TEXT REFERENCES tasks (id),
+        on_behalf_of   TEXT,
+        created_at     INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL,
+        used_at        INTEGER,
+        used_by_serial TEXT REFERENCES serials (serial),
+        CHECK ((used_at IS NULL) = (used_by_serial IS NULL))
+      ) WITHOUT ROWID;
+      INSERT INTO join_tokens_v4 (id, hash, spiffe_id, profile, task_id, on_behalf_of, created_at, expires_at, used_at, used_by_serial)
+        SELECT id, hash, spiffe_id, profile, task_id, on_behalf_of, created_at, expires_at, used_at, used_by_serial FROM join_tokens;
+      DROP TABLE join_tokens;
+      ALTER TABLE join_tokens_v4 RENAME TO join_tokens;
+      CREATE INDEX join_tokens_by_task_id ON join_tokens (task_id) WHERE task_id IS NOT NULL;
+      CREATE UNIQUE INDEX join_tokens_by_used_by_serial ON join_tokens (used_by_serial) WHERE used_by_serial IS NOT NULL;
+    `,
+  },
 ];

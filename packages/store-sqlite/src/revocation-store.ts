@@ -51,7 +51,8 @@ type SelectorKind = keyof typeof SELECTOR_COLUMNS;
  * inside the write transaction, which holds SQLite's one write lock (also against another
  * process on the file), so it is unique and follows commit order: a poller of `changesSince`
  * never sees a higher number before a lower one. Serial order is the text order of the hex,
- * which is numeric order only for serials of one length (agentca's are all 17 bytes).
+ * which is numeric order only for serials of one length (agentca's were 17 bytes until 2026-11-29,
+ * 20 since); nothing needs the order to be numeric.
  */
 export class SqliteRevocationStore implements RevocationStore {
   readonly #queue: WriteQueue;

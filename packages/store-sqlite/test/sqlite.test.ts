@@ -257,8 +257,42 @@ describe('sqlite store', () => {
       expect(raw.prepare('SELECT version, applied_at AS appliedAt FROM schema_migrations ORDER BY version').all()).toEqual([
         { version: 1, appliedAt: '2029-01-01T00:00:00.000Z' },
         { version: 2, appliedAt: '2029-01-01T00:00:00.000Z' },
-        { version: 3, appliedAt: '2030-01-01T00:00:00.000Z' },
+        ...migrations.slice(2).map((m) => ({ version: m.version, appliedAt: '2030-01-01T00:00:00.000Z' })),
       ]);
+    });
+
+    it('migrates a file at schema version 3 to version 4 on open, keeping its tasks and tokens, used and unused', async () => {
+      const used = contractToken(1, { taskId: 'task-a' });
+      const unused = contractToken(2);
+      const at = used.createdAt.getTime() + 1000;
+      raw = openDatabase(path, { clock: new FixedClock('2029-01-01T00:00:00.000Z'), migrations: migrations.filter((m) => m.version <= 3) });
+      raw.prepare('INSERT INTO tasks (id, deadline) VALUES (?, ?)').run('task-a', at + 3_600_000);
+      raw.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)').run(contractSerial(1), at);
+      const insert = raw.prepare(
+        `INSERT INTO join_tokens (id, hash, spiffe_id, profile, task_id, on_behalf_of, created_at, expires_at, used_at, used_by_serial)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const [t, usedAt, serial] of [[used, at, contractSerial(1)], [unused, null, null]] as const) {
+        insert.run(t.id, t.hash, t.spiffeId, t.profile, t.taskId, t.onBehalfOf, t.createdAt.getTime(), t.expiresAt.getTime(), usedAt, serial);
+      }
+      raw.close();
+      raw = undefined;
+
+      store = await openSqliteStore(path, { clock });
+      expect(await store.tokens.get(used.id)).toEqual({ ...used, usedAt: new Date(at), usedBySerial: contractSerial(1) });
+      expect(await store.tokens.get(unused.id)).toEqual(unused);
+      await expect(store.certificates.reserveSerial(contractSerial(3), new Date(at), { consumeToken: { tokenId: used.id, tokenHash: used.hash } })).rejects.toMatchObject({
+        code: 'ERR_TOKEN_ALREADY_USED',
+      });
+      await store.certificates.reserveSerial(contractSerial(2), new Date(at), { consumeToken: { tokenId: unused.id, tokenHash: unused.hash } });
+      expect(await store.tokens.get(unused.id)).toMatchObject({ usedAt: new Date(at), usedBySerial: contractSerial(2) });
+      await store.close();
+      store = undefined;
+
+      raw = new Database(path);
+      expect(raw.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(4);
+      expect(raw.pragma('foreign_key_check')).toEqual([]);
+      expect(() => raw!.prepare('UPDATE join_tokens SET used_by_serial = ? WHERE id = ?').run(contractSerial(1), unused.id)).toThrow(/UNIQUE constraint failed/);
     });
 
     it('applies pending migrations in one transaction: a failing one leaves the schema as it was', () => {
@@ -503,6 +537,20 @@ describe('sqlite store', () => {
       ]);
       expect(() => raw!.prepare('UPDATE join_tokens SET used_at = 1').run()).toThrow(/CHECK constraint failed/);
       expect(() => raw!.prepare(`UPDATE join_tokens SET used_at = 1, used_by_serial = '${contractSerial(9)}'`).run()).toThrow(/FOREIGN KEY constraint failed/);
+    });
+
+    it('lets a serial pay for one token at most, and indexes only the tokens that were used', async () => {
+      store = await openSqliteStore(path, { clock });
+      const [a, b] = [contractToken(1), contractToken(2)];
+      for (const t of [a, b]) await store.tokens.create(t, null, contractTokenEvent(t));
+      await store.certificates.reserveSerial(contractSerial(1), new Date(a.createdAt.getTime() + 1000), { consumeToken: { tokenId: a.id, tokenHash: a.hash } });
+      raw = new Database(path);
+      expect(() => raw!.prepare('UPDATE join_tokens SET used_at = 1, used_by_serial = ? WHERE id = ?').run(contractSerial(1), b.id)).toThrow(/UNIQUE constraint failed/);
+      // Unused tokens stay out of the index: consuming one adds an entry, it does not move one.
+      const index = (raw.pragma('index_list(join_tokens)') as { name: string; unique: number; partial: number }[]).filter(
+        (i) => (raw!.pragma(`index_info(${i.name})`) as { name: string }[]).map((c) => c.name).join() === 'used_by_serial',
+      );
+      expect(index).toEqual([expect.objectContaining({ unique: 1, partial: 1 })]);
     });
 
     it('consumes a token and reserves its serial in one group-committed transaction with other writes', async () => {

@@ -39,7 +39,7 @@ export async function createRootCertificate(signer: Signer, o: RootOptions): Pro
   const ski = await keyIdentifier(signer.publicKey);
   const name = encodeName(o.subject);
   const tbs = encodeTbsCertificate({
-    serial: newSerial(o.random),
+    serial: newSerial(o.random, o.notBefore),
     scheme: signatureSchemeFor(signer.algorithm),
     issuer: name,
     notBefore: o.notBefore,
@@ -79,7 +79,7 @@ export async function createIntermediateCertificate(
   if (o.nameConstraintTrustDomain) extensions.push(nameConstraintsForTrustDomain(o.nameConstraintTrustDomain));
   if (o.rootCrlUrls?.length) extensions.push(crlDistributionPoints(o.rootCrlUrls));
   const tbs = encodeTbsCertificate({
-    serial: newSerial(o.random),
+    serial: newSerial(o.random, o.notBefore),
     scheme: signatureSchemeFor(rootSigner.algorithm),
     issuer: root.subject,
     notBefore: o.notBefore,

@@ -160,14 +160,14 @@ export class Issuer {
     checkIpAddresses(profile, ipAddresses);
     checkRequestedNames(csr, spiffeId, dnsNames, ipAddresses);
     const ttl = resolveTtl(profile, req.ttlSeconds);
-    const instanceId = a.instanceId ?? newInstanceId(c.random);
+    const now = c.clock.now();
+    const instanceId = a.instanceId ?? newInstanceId(c.random, now);
     if (!INSTANCE_ID_PATTERN.test(instanceId)) throw new InvalidRequest('ERR_INSTANCE_ID_INVALID', 'the instance ID must be 1-128 of [A-Za-z0-9._-]');
     const taskId = a.taskId ?? null;
     if (taskId !== null && !INSTANCE_ID_PATTERN.test(taskId)) throw new InvalidRequest('ERR_TASK_ID_INVALID', 'the task ID must be 1-128 of [A-Za-z0-9._-]');
     const onBehalfOf = a.onBehalfOf ?? null;
     if (onBehalfOf !== null && !OPTIONAL_TEXT.test(onBehalfOf)) throw new InvalidRequest('ERR_ON_BEHALF_OF_INVALID', 'on-behalf-of must be 1-256 printable ASCII characters');
 
-    const now = c.clock.now();
     const nowSec = Math.floor(now.getTime() / 1000) * 1000;
     if (a.taskDeadline && a.taskDeadline.getTime() <= now.getTime())
       throw new PolicyDenied('ERR_TASK_EXPIRED', `task ${taskId} ended at ${a.taskDeadline.toISOString()}`);
@@ -297,7 +297,7 @@ export class Issuer {
 
   async #reserveSerial(now: Date, consumeToken?: TokenConsumption): Promise<Uint8Array> {
     for (let attempt = 0; ; attempt++) {
-      const serial = newSerial(this.#c.random);
+      const serial = newSerial(this.#c.random, now);
       try {
         await this.#c.store.certificates.reserveSerial(serialHex(serial), now, consumeToken ? { consumeToken } : undefined);
         return serial;
@@ -323,10 +323,23 @@ function checkRequestedNames(csr: ParsedCsr, spiffeId: string, dnsNames: readonl
     throw new PolicyDenied('ERR_CSR_SAN_MISMATCH', `the CSR asks for ${JSON.stringify(foreign).slice(0, 200)}, which is not the attested identity ${spiffeId}`);
 }
 
-/** A CA-assigned instance ID: 128 random bits in the UUID text form. */
-export function newInstanceId(random: { bytes(n: number): Uint8Array }): string {
+/**
+ * A CA-assigned instance ID: a UUIDv7 (RFC 9562 §5.7), 48 bits of Unix milliseconds then 74
+ * random bits. Time-ordered so the store's index by instance grows at its right end (a random
+ * UUID put each issuance's entry on a leaf of its own: 14% of the WAL frames of an HTTPS
+ * issuance run); an instance ID names an instance, it is not a secret.
+ */
+export function newInstanceId(random: { bytes(n: number): Uint8Array }, at: Date): string {
   const b = random.bytes(16);
-  b[6] = (b[6]! & 0x0f) | 0x40;
+  const ms = at.getTime();
+  const high = Math.floor(ms / 2 ** 32);
+  b[0] = (high >>> 8) & 0xff;
+  b[1] = high & 0xff;
+  b[2] = (ms >>> 24) & 0xff;
+  b[3] = (ms >>> 16) & 0xff;
+  b[4] = (ms >>> 8) & 0xff;
+  b[5] = ms & 0xff;
+  b[6] = (b[6]! & 0x0f) | 0x70;
   b[8] = (b[8]! & 0x3f) | 0x80;
   const h = toHex(b);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;

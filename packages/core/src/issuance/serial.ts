@@ -2,17 +2,31 @@ import type { Random } from '../ports/random.ts';
 import { toHex } from '../encoding.ts';
 
 /**
- * A fixed, positive prefix byte keeps the serial's encoding at 17 octets (never a leading 00
- * pad, never negative) while all 128 bits after it come from the CSPRNG (CA/B BR §7.1 asks
- * for ≥ 64; RFC 5280 caps serials at 20 octets).
+ * A serial is 20 octets: a fixed, positive prefix byte (never a leading 00 pad, never
+ * negative), three octets of the time it was made, then 128 bits from the CSPRNG (CA/B BR §7.1
+ * asks for ≥ 64; RFC 5280 caps serials at 20 octets).
+ *
+ * The time octets are for the store, not for relying parties: every index keyed by serial
+ * (the reservation, the certificate, the token that bought it) then grows at its right end
+ * instead of at a random leaf, so a commit of a few issuances writes one leaf of each instead
+ * of one per issuance. The unit is 1/64 s, fine enough that the serials of one commit share a
+ * leaf, and the counter wraps every 2^24 / 64 s (~3.1 days); after a wrap new serials sort low
+ * again, still next to each other. They are not a timestamp anyone should read: notBefore is.
  */
 export const SERIAL_PREFIX = 0x4a;
+export const SERIAL_TIME_BYTES = 3;
 export const SERIAL_RANDOM_BYTES = 16;
+/** Units of the time octets per second. */
+export const SERIAL_TIME_UNITS_PER_SECOND = 64;
 
-export function newSerial(random: Random): Uint8Array {
-  const out = new Uint8Array(1 + SERIAL_RANDOM_BYTES);
+export function newSerial(random: Random, at: Date): Uint8Array {
+  const out = new Uint8Array(1 + SERIAL_TIME_BYTES + SERIAL_RANDOM_BYTES);
   out[0] = SERIAL_PREFIX;
-  out.set(random.bytes(SERIAL_RANDOM_BYTES), 1);
+  const t = ((Math.floor((at.getTime() * SERIAL_TIME_UNITS_PER_SECOND) / 1000) % 2 ** 24) + 2 ** 24) % 2 ** 24;
+  out[1] = t >>> 16;
+  out[2] = (t >>> 8) & 0xff;
+  out[3] = t & 0xff;
+  out.set(random.bytes(SERIAL_RANDOM_BYTES), 1 + SERIAL_TIME_BYTES);
   return out;
 }
 

@@ -54,7 +54,7 @@ export async function createOcspResponderCertificate(o: OcspResponderCertificate
     throw new InternalError('ERR_KEY_PAIR_MISMATCH', 'the issuer signer does not hold the key of the issuing CA certificate');
   }
   const notAfter = o.notAfter > issuer.notAfter ? issuer.notAfter : o.notAfter;
-  const serial = newSerial(o.random);
+  const serial = newSerial(o.random, o.notBefore);
   const tbs = encodeTbsCertificate({
     serial,
     scheme: signatureSchemeFor(o.issuerSigner.algorithm),
