@@ -8,9 +8,9 @@
  *
  * The load generator is wrk (`wrk -t1 -cC`, scripts/bench/issue-api.lua), as in the peers' scripts the issue's cfssl
  * figures come from: C keep-alive connections, a WARMUP_S run then a DURATION_S measured run per concurrency; for
- * agentca each request carries the next unused join token. wrk costs ~40-70 µs of CPU per request (printed); the Node
- * HTTPS client this bench used before 2026-11-29 took ~315 µs per agentca request and ~200 per cfssl request, CPU the
- * servers did not get. wrk's connections all come from 127.0.0.1, so `agentca serve` runs with a per-address rate
+ * agentca each request carries the next unused join token. wrk's CPU per request is printed (here ~55-75 µs per agentca
+ * request at c16-c64, ~165-185 at c1); the Node HTTPS client this bench used before 2026-11-29 took ~315 µs per
+ * agentca request and ~200 per cfssl request at c16, CPU the servers did not get. wrk's connections all come from 127.0.0.1, so `agentca serve` runs with a per-address rate
  * limit high enough not to bind (the limiter still runs). Servers and wrk share the cores.
  *
  * usage: node --import tsx scripts/bench/issue-api.ts [DURATION_S=8] [WARMUP_S=2] [TOKENS=60000]
@@ -28,7 +28,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
@@ -43,18 +42,18 @@ const PEERS = '/work/shared/peers';
 const CONCS = (process.env.BENCH_CONCS ?? '1,16,64').split(',').map(Number);
 const PASSPHRASE = 'bench-passphrase';
 
+/** The --stores mode's load: HTTPS POSTs of one CSR to agentca, each with the next unused join token. */
 interface ClientJob {
-  kind: 'agentca' | 'cfssl';
   url: string;
   /** Several servers (replicas): request loop i sends to urls[i % urls.length]. */
   urls?: string[];
   conc: number;
   warmupS: number;
   durationS: number;
-  body: string; // cfssl: the whole request body; agentca: the CSR PEM
-  caFile?: string;
-  tokensFile?: string;
-  tokenOffset?: number;
+  csrPem: string;
+  caFile: string;
+  tokensFile: string;
+  tokenOffset: number;
   addrBase: number;
 }
 
@@ -62,7 +61,6 @@ interface ClientResult {
   rps: number;
   p50: number | null;
   p99: number | null;
-  measured: number; // requests completed OK inside the measured window
   ok: number; // all OK requests, warm-up included
   errors: number; // non-2xx / refused / network errors, warm-up included
   errorSamples: string[];
@@ -75,25 +73,19 @@ interface ClientResult {
 // ---------------------------------------------------------------- load generator (child process)
 
 async function runClient(job: ClientJob): Promise<ClientResult> {
-  const isHttps = job.url.startsWith('https:');
-  const ca = isHttps ? readFileSync(job.caFile!, 'utf8') : undefined;
-  // agentca rate-limits per client IP (1000 requests / 10 s by default, not settable from `agentca serve`): model many
-  // agents by giving each connection its own loopback source address (127.0.0.0/8), never reused within the run, and
-  // moving a loop to a fresh address every ROTATE requests. Done the same way for cfssl.
+  const ca = readFileSync(job.caFile, 'utf8');
+  // Model many agents: each connection has its own loopback source address (127.0.0.0/8), never reused within the
+  // run, and a loop moves to a fresh address (a new TLS handshake) every ROTATE requests.
   let addrSeq = job.addrBase;
   const nextAddr = () => {
     const n = addrSeq++;
     return `127.${1 + Math.floor(n / 62500)}.${Math.floor(n / 250) % 250}.${1 + (n % 250)}`;
   };
-  const newAgent = () => {
-    const localAddress = nextAddr();
-    return isHttps ? new https.Agent({ keepAlive: true, maxSockets: 1, ca, localAddress }) : new http.Agent({ keepAlive: true, maxSockets: 1, localAddress });
-  };
+  const newAgent = () => new https.Agent({ keepAlive: true, maxSockets: 1, ca, localAddress: nextAddr() });
   const ROTATE = 400;
-  const mod = isHttps ? https : http;
-  const tokens = job.tokensFile ? readFileSync(job.tokensFile, 'utf8').split('\n').filter(Boolean).slice(job.tokenOffset ?? 0) : [];
+  const tokens = readFileSync(job.tokensFile, 'utf8').split('\n').filter(Boolean).slice(job.tokenOffset);
   let nextToken = 0;
-  const agentcaBodies = job.kind === 'agentca' ? JSON.stringify({ csr: job.body }) : job.body;
+  const body = JSON.stringify({ csr: job.csrPem });
   const urls = (job.urls ?? [job.url]).map((u) => new URL(u));
 
   const cpu0 = process.cpuUsage();
@@ -110,9 +102,9 @@ async function runClient(job: ClientJob): Promise<ClientResult> {
     if (errorSamples.length < 5) errorSamples.push(what.slice(0, 300));
   };
 
-  const once = (url: URL, agent: http.Agent, headers: Record<string, string>, body: string) =>
+  const once = (url: URL, agent: https.Agent, headers: Record<string, string>, body: string) =>
     new Promise<{ status: number; text: string }>((res, rej) => {
-      const req = mod.request(
+      const req = https.request(
         { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } },
         (r) => {
           const chunks: Buffer[] = [];
@@ -126,7 +118,7 @@ async function runClient(job: ClientJob): Promise<ClientResult> {
       req.end(body);
     });
 
-  const agents: http.Agent[] = [];
+  const agents: https.Agent[] = [];
   const loop = async (_: unknown, index: number) => {
     const url = urls[index % urls.length]!;
     let agent = newAgent();
@@ -139,19 +131,16 @@ async function runClient(job: ClientJob): Promise<ClientResult> {
         agents.push(agent);
         sent = 1;
       }
-      const headers: Record<string, string> = {};
-      if (job.kind === 'agentca') {
-        if (nextToken >= tokens.length) {
-          exhausted = true;
-          return;
-        }
-        headers.authorization = `Bearer ${tokens[nextToken++]}`;
+      if (nextToken >= tokens.length) {
+        exhausted = true;
+        return;
       }
+      const headers = { authorization: `Bearer ${tokens[nextToken++]}` };
       const start = performance.now();
       try {
-        const r = await once(url, agent, headers, agentcaBodies);
+        const r = await once(url, agent, headers, body);
         const end = performance.now();
-        const good = r.status === 200 && (job.kind === 'agentca' ? r.text.includes('-----BEGIN CERTIFICATE-----') : r.text.includes('"success":true'));
+        const good = r.status === 200 && r.text.includes('-----BEGIN CERTIFICATE-----');
         if (!good) fail(`${r.status} ${r.text}`);
         else {
           ok++;
@@ -171,7 +160,6 @@ async function runClient(job: ClientJob): Promise<ClientResult> {
     rps: lat.length / job.durationS,
     p50: pct(50),
     p99: pct(99),
-    measured: lat.length,
     ok,
     errors,
     errorSamples,
@@ -227,7 +215,6 @@ async function wrkLoad(o: { url: string; conc: number; warmupS: number; duration
     rps: m.j.rps!,
     p50: m.j.p50_ms!,
     p99: m.j.p99_ms!,
-    measured: m.j.requests!,
     ok: warm.j.requests! - warm.j.err_status! + (m.j.requests! - m.j.err_status!),
     errors,
     errorSamples: errors ? [`wrk: ${JSON.stringify(warm.j)} then ${JSON.stringify(m.j)}`] : [],
@@ -540,13 +527,12 @@ async function storesMain() {
       try {
         for (const conc of CONCS) {
           const r = await clientProcess({
-            kind: 'agentca',
             url: servers[0]!.url,
             urls: servers.map((x) => x.url),
             conc,
             warmupS: WARMUP_S,
             durationS: DURATION_S,
-            body: csrPem,
+            csrPem,
             caFile: paths(setup.caDir).root,
             tokensFile: tokens.file,
             tokenOffset: tokens.offset,
@@ -601,7 +587,8 @@ async function storesMain() {
     console.log('');
     for (const conc of CONCS) {
       const [sq, p1, p2] = names.map((n) => rows.find((x) => x.setup === n && x.conc === conc)!.r.rps);
-      console.log(`c${conc}: PostgreSQL 1 replica / SQLite ${(p1! / sq!).toFixed(2)}x; 2 replicas / 1 replica ${(p2! / p1!).toFixed(2)}x`);
+      const cpu = names.map((n) => rows.find((x) => x.setup === n && x.conc === conc)!.r.clientCpuUs.toFixed(0)).join(' / ');
+      console.log(`c${conc}: PostgreSQL 1 replica / SQLite ${(p1! / sq!).toFixed(2)}x; 2 replicas / 1 replica ${(p2! / p1!).toFixed(2)}x; load generator CPU µs/request ${cpu}`);
     }
     for (const c of checks) console.log(c);
     console.log(`notes: every request consumes a join token and is stored and audited; two replicas share the same ${cpus().length} cores as the database and the client,`);
