@@ -147,8 +147,9 @@ export const migrations: readonly Migration[] = [
     // order, so consuming a token moved its entry from one random leaf to another: a quarter of
     // the WAL frames of an HTTPS issuance run. A partial UNIQUE index keeps the guarantee (a
     // serial is bought by one token at most) and holds only used tokens, whose serials arrive
-    // in time order. SQLite cannot drop a column constraint, so the table is rebuilt (its
-    // documented 12-step way: no other table references it, no trigger or view names it).
+    // in time order. SQLite cannot drop a column constraint, so the table is rebuilt: create,
+    // copy, drop, rename, indexes again (the short form of SQLite's documented procedure, as no
+    // other table references join_tokens and no trigger or view names it).
     sql: `
       CREATE TABLE join_tokens_v4 (
         id             TEXT PRIMARY KEY,
