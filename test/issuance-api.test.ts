@@ -45,6 +45,12 @@ function split(certFile: string): { leaf: string; chain: string } {
 
 
 describe('workload first boot', () => {
+  it('serve verifies CSRs with the native verifier the install built, and says so at start', () => {
+    const listening = serve.logs.map((l) => JSON.parse(l) as { event: string; csrVerify?: string }).find((j) => j.event === 'serve.listening');
+    expect(listening?.csrVerify).toBe('native');
+    expect(serve.logs.join('')).not.toContain('serve.native_verifier_unavailable');
+  });
+
   it('token → agentca request → conformant certificate; renew → new serial, same identity; retire → revoked', async () => {
     const id = `spiffe://${TD}/agent/invoice-bot`;
     const t = await token(id, ['--task', 'job-42', '--task-ttl', '2h', '--on-behalf-of', 'alice@example.org']);

@@ -6,7 +6,8 @@
  *   raw:     one P-256 verify + one P-256 sign with node:crypto, synchronous, one thread —
  *            the two signature operations an issuance cannot avoid.
  *
- * usage: node --import tsx scripts/bench/issue.ts [N=6000 per round] [CONCURRENCY=64]   (BENCH_ROUNDS=3, BENCH_WARMUP=2000)
+ * usage: node --import tsx scripts/bench/issue.ts [N=6000 per round] [CONCURRENCY=64]   (BENCH_ROUNDS=3, BENCH_WARMUP=2000;
+ *        BENCH_NATIVE=0 verifies CSRs through WebCrypto's key import instead of the native verifier)
  */
 import { generateKeyPairSync, sign, verify, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -71,7 +72,11 @@ async function main() {
     const keys = new FileKeyStore({ dir: join(dir, 'keys'), passphrase: 'bench-passphrase' });
     const { root, intermediate } = await createHierarchy({ trustDomain: 'bench.example', keyAlgorithm: 'ec-p256', keys, clock: systemClock, random: webCryptoRandom });
     const store = await openSqliteStore(join(dir, 'agentca.db'), process.env.BENCH_BATCH_MS ? { minBatchIntervalMs: Number(process.env.BENCH_BATCH_MS) } : {});
-    const backend = new NodeCryptoBackend(process.env.BENCH_WORKERS ? { workers: Number(process.env.BENCH_WORKERS) } : {});
+    const backend = new NodeCryptoBackend({
+      ...(process.env.BENCH_WORKERS ? { workers: Number(process.env.BENCH_WORKERS) } : {}),
+      ...(process.env.BENCH_NATIVE === '0' ? { native: false } : {}),
+    });
+    const ecdsa = backend.ecdsaPath;
     const authority = await Authority.open({
       trustDomain: 'bench.example',
       issuer: { certificate: intermediate, signer: await keys.open(INTERMEDIATE_KEY) },
@@ -142,6 +147,7 @@ async function main() {
     await store.close();
     await backend.close();
     console.log(`machine: ${cpus().length} cores, node ${process.version}, openssl ${process.versions.openssl}`);
+    console.log(`CSR signatures verified by: ${ecdsa.path === 'native' ? 'the native verifier' : `WebCrypto's import + node:crypto (${ecdsa.reason})`}`);
     console.log(`agentca issuance: P-256, CSR verify → policy → serial reserved → sign → re-check → stored + audited (SQLite WAL; each record synced before it is returned, reservations ride on the next sync), concurrency ${CONCURRENCY}, ${ROUNDS} rounds of ${N} after ${WARMUP} warm-up; ${stored} rows in ${commits} commits (${store.unsyncedCommits} of them reservations, not synced)`);
     rounds.forEach((x, i) =>
       console.log(

@@ -27,7 +27,13 @@ function signed(alg: KeyAlgorithm) {
   return { info, scheme, signature };
 }
 
-const backends = { 'two worker threads': new NodeCryptoBackend({ workers: 2 }), 'the calling thread': new NodeCryptoBackend({ workers: 0 }) };
+// EC keys take the native verifier by default, and WebCrypto's import with native: false.
+const backends = {
+  'two worker threads': new NodeCryptoBackend({ workers: 2 }),
+  'the calling thread': new NodeCryptoBackend({ workers: 0 }),
+  'two worker threads without the native verifier': new NodeCryptoBackend({ workers: 2, native: false }),
+  'the calling thread without the native verifier': new NodeCryptoBackend({ workers: 0, native: false }),
+};
 afterAll(async () => {
   for (const b of Object.values(backends)) await b.close();
 });

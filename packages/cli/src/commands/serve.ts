@@ -76,6 +76,8 @@ export function register(program: Command, io: CliIo): void {
     const ocspValidity = parseDuration(o.ocspValidity, '--ocsp-validity');
     const passphrase = passphraseOf(o, io);
     const backend = new NodeCryptoBackend();
+    const ecdsa = backend.ecdsaPath;
+    if (ecdsa.path !== 'native') log.warn({ event: 'serve.native_verifier_unavailable', reason: ecdsa.reason, hint: 'CSRs are verified through WebCrypto, at about half the rate; run pnpm install with a C compiler' });
     const names = serverNames(apiListen.host, o.serverName);
     const ca = await openCaForIssuance(dirOf(o, io), passphrase, { crypto: backend, store: storeOf(o, io), serverNames: names });
     let rootSigner: Signer | null = null;
@@ -150,6 +152,7 @@ export function register(program: Command, io: CliIo): void {
       http: `http://${hostUrl(listen.host)}:${http.port}`,
       dir: ca.dir,
       store: ca.storeLocation,
+      csrVerify: ecdsa.path,
     });
     await new Promise<void>((resolve) => {
       const stop = () => resolve();

@@ -3,12 +3,15 @@
  * signature verification on worker threads. Importing a CSR's public key costs OpenSSL 3.0
  * most of what verifying with it does (P-256 here, one thread: ~70 µs to import a raw point,
  * ~97 µs to verify with an imported key; perf shows the import building EC groups), and it
- * runs once per CSR, so both stay off the event loop.
+ * runs once per CSR, so both stay off the event loop. P-256 and P-384 keys skip that import
+ * when the native verifier is built (ecdsa-native.mjs): it keeps one EC key per curve and
+ * thread and swaps only the point in.
  */
 import { createPublicKey, hash, verify as nodeVerify, type JsonWebKey } from 'node:crypto';
 import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { InvalidRequest, schemeFitsKey, toBase64, type CryptoBackend, type PublicKeyInfo, type SignatureScheme } from '@agentca/core';
+import { nativeEcdsa, verifyEcPoint, type NativeVerify } from './ecdsa-native.mjs';
 
 /**
  * `P-256`/`P-384`: the key is the uncompressed point, which the worker imports in WebCrypto's
@@ -53,6 +56,11 @@ export interface NodeCryptoBackendOptions {
    * rather than the loop. 0 keeps them at the event loop's priority.
    */
   nice?: number;
+  /**
+   * Verify P-256 and P-384 signatures with the native verifier when it is built (default
+   * true); false, or an addon that does not load, uses WebCrypto's import and node:crypto.
+   */
+  native?: boolean;
 }
 
 export class NodeCryptoBackend implements CryptoBackend {
@@ -62,19 +70,31 @@ export class NodeCryptoBackend implements CryptoBackend {
   #nextId = 1;
   #rr = 0;
   #scheduled = false;
+  readonly #native: NativeVerify | null;
 
   constructor(o: NodeCryptoBackendOptions = {}) {
     const n = o.workers ?? Math.max(1, cpus().length - 1);
     const nice = o.nice ?? 10;
     if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new RangeError('nice must be an integer from 0 to 19');
+    this.#native = o.native === false ? null : nativeEcdsa().verify;
     for (let i = 0; i < n; i++) {
-      const w = new Worker(new URL('./verify-worker.mjs', import.meta.url), { workerData: { nice } });
+      const w = new Worker(new URL('./verify-worker.mjs', import.meta.url), { workerData: { nice, native: this.#native !== null } });
       w.unref();
       w.on('message', (res: Int32Array) => this.#settle(res));
       w.on('error', (e) => this.#failAll(e));
       this.#workers.push(w);
       this.#queues.push([]);
     }
+  }
+
+  /**
+   * How EC signatures are verified: 'native' (the addon), or 'webcrypto' with the reason the
+   * addon is not used (not built, failed to load, or turned off).
+   */
+  get ecdsaPath(): { path: 'native' } | { path: 'webcrypto'; reason: string } {
+    if (this.#native !== null) return { path: 'native' };
+    const { error } = nativeEcdsa();
+    return { path: 'webcrypto', reason: error ?? 'turned off (native: false)' };
   }
 
   async digest(algorithm: 'SHA-1' | 'SHA-256', data: Uint8Array): Promise<Uint8Array> {
@@ -87,7 +107,7 @@ export class NodeCryptoBackend implements CryptoBackend {
     const { format, key: k } = keyForWorker(key);
     if (this.#workers.length === 0) {
       try {
-        return Promise.resolve(verifyHere(format, k, hash, data, signature, key));
+        return Promise.resolve(verifyHere(format, k, hash, data, signature, key, this.#native));
       } catch (e) {
         return Promise.reject(e);
       }
@@ -149,7 +169,12 @@ export class NodeCryptoBackend implements CryptoBackend {
   }
 }
 
-function verifyHere(format: KeyFormat, key: Uint8Array, hash: string | null, data: Uint8Array, signature: Uint8Array, info: PublicKeyInfo): boolean {
+function verifyHere(format: KeyFormat, key: Uint8Array, hash: string | null, data: Uint8Array, signature: Uint8Array, info: PublicKeyInfo, native: NativeVerify | null): boolean {
+  if (native !== null && format !== 'spki') {
+    const r = key.length === (format === 'P-256' ? 65 : 97) ? verifyEcPoint(native, hash, key, data, signature) : -1;
+    if (r === -1) throw new InvalidRequest('ERR_CSR_KEY_INVALID', `the ${info.family} public key is not valid`);
+    return r === 1;
+  }
   let k;
   try {
     k = format === 'spki' ? createPublicKey({ key: Buffer.from(key), format: 'der', type: 'spki' }) : createPublicKey({ key: ecJwk(format, key), format: 'jwk' });

@@ -7,10 +7,13 @@
 // checked to be on the curve; both curves have cofactor 1, so no order check is needed) — in
 // OpenSSL 3 that costs less than building the key from JWK coordinates or decoding an SPKI, and
 // the KeyObject it gives verifies faster too; 'spki': key is a DER SubjectPublicKeyInfo.
+// EC points go to the native verifier instead (ecdsa-native.mjs) when it is built and
+// workerData.native is set: half the cost of the WebCrypto import and verify.
 import { createPublicKey, KeyObject, verify, webcrypto } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
+import { nativeEcdsa, verifyEcPoint } from './ecdsa-native.mjs';
 
 // The event loop is the pipeline's serial stage: when every core is busy it must not wait for
 // a verification to be descheduled. On Linux a thread's nice value is its own, so this worker
@@ -34,6 +37,23 @@ async function importKey(format, key) {
     return KeyObject.from(await webcrypto.subtle.importKey('raw', key, CURVES[format], false, ['verify']));
   } catch {
     return null;
+  }
+}
+
+const native = workerData?.native ? nativeEcdsa().verify : null;
+// The backend asks for it only after loading it on its own thread: a worker that cannot is a
+// broken install, reported as the worker's error rather than quietly verifying the slow way.
+if (workerData?.native && native === null) throw new Error(`the native ECDSA verifier did not load in a worker: ${nativeEcdsa().error}`);
+
+const viaNative = (job) => native !== null && job[1] !== 'spki';
+
+/** 1 valid, 0 invalid, -1 unusable key: the native verifier on an EC point of the right size. */
+function verifyNative(format, key, hash, data, signature) {
+  if (key.length !== POINT_LENGTH[format]) return -1;
+  try {
+    return verifyEcPoint(native, hash, key, data, signature);
+  } catch {
+    return 0;
   }
 }
 
@@ -63,13 +83,15 @@ parentPort.on('message', async (batch) => {
   const jobs = unpack(batch);
   for (let start = 0; start < jobs.length; start += CHUNK) {
     const end = Math.min(start + CHUNK, jobs.length);
-    const keys = await Promise.all(jobs.slice(start, end).map((job) => importKey(job[1], job[2])));
+    const keys = await Promise.all(jobs.slice(start, end).map((job) => (viaNative(job) ? null : importKey(job[1], job[2]))));
     const out = new Int32Array((end - start) * 2);
     for (let i = start; i < end; i++) {
-      const [id, , , hash, data, signature] = jobs[i];
+      const [id, format, key, hash, data, signature] = jobs[i];
       const k = keys[i - start];
       let result = -1;
-      if (k !== null) {
+      if (viaNative(jobs[i])) {
+        result = verifyNative(format, key, hash, data, signature);
+      } else if (k !== null) {
         try {
           result = verify(hash, data, k, signature) ? 1 : 0;
         } catch {
