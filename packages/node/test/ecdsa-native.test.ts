@@ -141,6 +141,25 @@ describe('the native ECDSA verifier', () => {
     expect(seen.get('a long-form DER length')).toEqual(new Set([0]));
   });
 
+  it.each(['P-256', 'P-384'] as Curve[])('agrees with node:crypto on %s signatures over SHA-256, SHA-384 and SHA-512 (a longer digest is cut to the order, a shorter one is not padded)', (curve) => {
+    for (const h of ['sha256', 'sha384', 'sha512']) {
+      for (let i = 0; i < 30; i++) {
+        const { privateKey, point } = keyOf(curve);
+        const data = new Uint8Array(randomBytes(40));
+        const sig = new Uint8Array(sign(h, data, { key: privateKey, dsaEncoding: 'der' }));
+        const bad = Uint8Array.from(sig);
+        bad[bad.length - 1]! ^= 1;
+        const jwk: JsonWebKey = { kty: 'EC', crv: curve, x: b64u(point.subarray(1, 1 + CURVES[curve].bytes)), y: b64u(point.subarray(1 + CURVES[curve].bytes)) };
+        const key = createPublicKey({ key: jwk, format: 'jwk' });
+        for (const sg of [sig, bad]) {
+          const want = verify(h, data, { key, dsaEncoding: 'der' }, sg) ? 1 : 0;
+          expect([h, i, native.verify!(point, hash(h, data, 'buffer'), sg)]).toEqual([h, i, want]);
+        }
+        expect(native.verify!(point, hash(h, data, 'buffer'), sig)).toBe(1);
+      }
+    }
+  });
+
   it('checks a P-256 signature against a P-256 key only: a P-384 point of the right length is another key', () => {
     const k256 = keyOf('P-256');
     const k384 = keyOf('P-384');
