@@ -171,7 +171,14 @@ export class NodeCryptoBackend implements CryptoBackend {
 
 function verifyHere(format: KeyFormat, key: Uint8Array, hash: string | null, data: Uint8Array, signature: Uint8Array, info: PublicKeyInfo, native: NativeVerify | null): boolean {
   if (native !== null && format !== 'spki') {
-    const r = key.length === (format === 'P-256' ? 65 : 97) ? verifyEcPoint(native, hash, key, data, signature) : -1;
+    let r: -1 | 0 | 1 = -1;
+    if (key.length === (format === 'P-256' ? 65 : 97)) {
+      try {
+        r = verifyEcPoint(native, hash, key, data, signature);
+      } catch {
+        r = 0; // as node:crypto's verify below: an unusable signature is an invalid one
+      }
+    }
     if (r === -1) throw new InvalidRequest('ERR_CSR_KEY_INVALID', `the ${info.family} public key is not valid`);
     return r === 1;
   }
