@@ -46,7 +46,7 @@ function split(certFile: string): { leaf: string; chain: string } {
 
 describe('workload first boot', () => {
   it('serve verifies CSRs with the native verifier the install built, and says so at start', () => {
-    const listening = serve.logs.map((l) => JSON.parse(l) as { event: string; csrVerify?: string }).find((j) => j.event === 'serve.listening');
+    const listening = serve.logs.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event: string; csrVerify?: string }).find((j) => j.event === 'serve.listening');
     expect(listening?.csrVerify).toBe('native');
     expect(serve.logs.join('')).not.toContain('serve.native_verifier_unavailable');
   });

@@ -21,11 +21,21 @@ export function nativeEcdsa() {
   return loaded;
 }
 
+/** The uncompressed point's length per curve: 0x04, x, y. */
+export const POINT_LENGTH = { 'P-256': 65, 'P-384': 97 };
+
 /**
- * 1 valid, 0 invalid, -1 unusable key (wrong length, not the uncompressed form, off the curve).
- * `hashName` is node:crypto's name of the hash the signature names; null is refused (0).
+ * 1 valid, 0 invalid, -1 unusable key (not a point of `format`'s length, not the uncompressed
+ * form, off the curve). `hashName` is node:crypto's name of the hash the signature names; null,
+ * or anything that makes hashing or the verifier throw, is an invalid signature (0), as
+ * node:crypto's verify treats it.
  */
-export function verifyEcPoint(verify, hashName, point, data, signature) {
+export function verifyEcPoint(verify, format, hashName, point, data, signature) {
+  if (point.length !== POINT_LENGTH[format]) return -1;
   if (hashName === null) return 0;
-  return verify(point, hash(hashName, data, 'buffer'), signature);
+  try {
+    return verify(point, hash(hashName, data, 'buffer'), signature);
+  } catch {
+    return 0;
+  }
 }

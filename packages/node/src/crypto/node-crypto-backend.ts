@@ -171,14 +171,7 @@ export class NodeCryptoBackend implements CryptoBackend {
 
 function verifyHere(format: KeyFormat, key: Uint8Array, hash: string | null, data: Uint8Array, signature: Uint8Array, info: PublicKeyInfo, native: NativeVerify | null): boolean {
   if (native !== null && format !== 'spki') {
-    let r: -1 | 0 | 1 = -1;
-    if (key.length === (format === 'P-256' ? 65 : 97)) {
-      try {
-        r = verifyEcPoint(native, hash, key, data, signature);
-      } catch {
-        r = 0; // as node:crypto's verify below: an unusable signature is an invalid one
-      }
-    }
+    const r = verifyEcPoint(native, format, hash, key, data, signature);
     if (r === -1) throw new InvalidRequest('ERR_CSR_KEY_INVALID', `the ${info.family} public key is not valid`);
     return r === 1;
   }

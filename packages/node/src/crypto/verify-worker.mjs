@@ -13,7 +13,7 @@ import { createPublicKey, KeyObject, verify, webcrypto } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { nativeEcdsa, verifyEcPoint } from './ecdsa-native.mjs';
+import { nativeEcdsa, POINT_LENGTH, verifyEcPoint } from './ecdsa-native.mjs';
 
 // The event loop is the pipeline's serial stage: when every core is busy it must not wait for
 // a verification to be descheduled. On Linux a thread's nice value is its own, so this worker
@@ -27,7 +27,6 @@ if (workerData?.nice) {
 }
 
 const CURVES = { 'P-256': { name: 'ECDSA', namedCurve: 'P-256' }, 'P-384': { name: 'ECDSA', namedCurve: 'P-384' } };
-const POINT_LENGTH = { 'P-256': 65, 'P-384': 97 };
 
 /** The key as a KeyObject, or null when it is unusable. */
 async function importKey(format, key) {
@@ -46,16 +45,6 @@ const native = workerData?.native ? nativeEcdsa().verify : null;
 if (workerData?.native && native === null) throw new Error(`the native ECDSA verifier did not load in a worker: ${nativeEcdsa().error}`);
 
 const viaNative = (job) => native !== null && job[1] !== 'spki';
-
-/** 1 valid, 0 invalid, -1 unusable key: the native verifier on an EC point of the right size. */
-function verifyNative(format, key, hash, data, signature) {
-  if (key.length !== POINT_LENGTH[format]) return -1;
-  try {
-    return verifyEcPoint(native, hash, key, data, signature);
-  } catch {
-    return 0;
-  }
-}
 
 const FORMATS = ['P-256', 'P-384', 'spki'];
 const HASHES = [null, 'sha256', 'sha384', 'sha512'];
@@ -90,7 +79,7 @@ parentPort.on('message', async (batch) => {
       const k = keys[i - start];
       let result = -1;
       if (viaNative(jobs[i])) {
-        result = verifyNative(format, key, hash, data, signature);
+        result = verifyEcPoint(native, format, hash, key, data, signature);
       } else if (k !== null) {
         try {
           result = verify(hash, data, k, signature) ? 1 : 0;
