@@ -14,6 +14,8 @@
  * limit high enough not to bind (the limiter still runs). Servers and wrk share the cores.
  *
  * usage: node --import tsx scripts/bench/issue-api.ts [DURATION_S=8] [WARMUP_S=2] [TOKENS=60000]
+ *        BENCH_NO_PEER=1 measures agentca alone (its `agentca c=…` lines, no ratio): to compare two builds of agentca,
+ *        alternated. scripts/bench/slow-sync.c simulates a slower disk.
  *
  * With --stores, agentca against itself on its stores instead of against cfssl, side by side in one run: SQLite
  * (one `agentca serve`), PostgreSQL with one replica, and PostgreSQL with two replicas of one CA sharing the
@@ -361,6 +363,8 @@ async function main() {
       agentcaUsedTokens = Number(sh('sqlite3', [join(caDir, 'agentca.db'), 'select count(*) from join_tokens where used_at is not null']).trim());
     }
 
+    // BENCH_NO_PEER: agentca's lines (above, on stderr) are the whole output.
+    if (process.env.BENCH_NO_PEER) return;
     // ---- cfssl serve with SQLite DB in WAL mode
     {
       const port = await freePort();

@@ -2,7 +2,8 @@
  * In-process issuance rate, side by side with raw node:crypto in the same run.
  *
  *   agentca: CSR parse + proof of possession → policy → serial reserved → TBS → sign →
- *            re-check (incl. signature verify) → stored with its audit event (SQLite file, WAL, synchronous=FULL)
+ *            re-check (incl. signature verify) → stored with its audit event (SQLite file, WAL; the write
+ *            settles after an fdatasync of the log, made on libuv's pool)
  *   raw:     one P-256 verify + one P-256 sign with node:crypto, synchronous, one thread —
  *            the two signature operations an issuance cannot avoid.
  *

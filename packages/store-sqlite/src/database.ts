@@ -15,7 +15,9 @@ export interface DatabaseOptions {
 
 /**
  * Opens (creating if needed) the SQLite file at `path` with durable settings (WAL,
- * synchronous=FULL, foreign keys on) and brings its schema up to date.
+ * synchronous=FULL, foreign keys on) and brings its schema up to date. The `WriteQueue`
+ * given the connection then runs it under synchronous=NORMAL and syncs the log itself, off
+ * the event loop.
  *
  * @throws Unavailable `ERR_STORE_UNAVAILABLE` if the file cannot be opened or put in WAL
  * mode, `ERR_STORE_SCHEMA_TOO_NEW` if a newer agentca migrated it.

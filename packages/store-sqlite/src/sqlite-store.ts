@@ -71,7 +71,8 @@ export class SqliteStore {
 /**
  * Opens the store in the SQLite file at `path`, creating it and migrating its schema as needed.
  *
- * @throws Unavailable `ERR_STORE_UNAVAILABLE` if the file cannot be opened durably.
+ * @throws Unavailable `ERR_STORE_UNAVAILABLE` if the file cannot be opened durably (or its
+ * write-ahead log cannot be opened to sync it).
  *
  * @example
  * ```ts
@@ -85,5 +86,10 @@ export async function openSqliteStore(path: string, options: SqliteStoreOptions 
     clock: options.clock ?? systemClock,
     ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }),
   });
-  return new SqliteStore(db, options);
+  try {
+    return new SqliteStore(db, options);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
 }

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { fdatasync, fstatSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -391,70 +391,197 @@ describe('sqlite store', () => {
     });
   });
 
-  describe('writes that need not be durable on their own', () => {
-    it('commit under synchronous=NORMAL when a batch holds only them, ride in the durable transaction otherwise, and the connection goes back to FULL', async () => {
-      // The store's own connection setup (schema, WAL, synchronous=FULL), without the store around it.
+  describe('durability off the event loop', () => {
+    /** An fdatasync the test releases (runs for real) or fails by hand. */
+    function heldSyncs() {
+      const held: { fd: number; done: (e: NodeJS.ErrnoException | null) => void }[] = [];
+      return {
+        fdatasync: (fd: number, done: (e: NodeJS.ErrnoException | null) => void) => void held.push({ fd, done }),
+        held,
+        release() {
+          const h = held.shift()!;
+          fdatasync(h.fd, h.done);
+        },
+        fail() {
+          const h = held.shift()!;
+          h.done(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+        },
+      };
+    }
+    const tick = () => new Promise((r) => setImmediate(r));
+    const settled = (p: Promise<unknown>) => Promise.race([p.then(() => true, () => true), tick().then(tick).then(() => false)]);
+
+    it('commits under synchronous=NORMAL and settles a durable write only after a sync of the -wal file that began after its COMMIT', async () => {
       const db = openDatabase(path, { clock });
       try {
-        const queue = new WriteQueue(db);
-        const seen: number[] = [];
+        const syncs = heldSyncs();
+        const queue = new WriteQueue(db, { fdatasync: syncs.fdatasync });
+        expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL: the queue makes the sync itself
         const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
-        const light = (i: number) =>
-          queue.enqueue(
-            () => {
-              seen.push(db.pragma('synchronous', { simple: true }) as number);
-              insert.run(contractSerial(i), 1);
-            },
-            { singleStatement: true, durable: false },
-          );
-        const heavy = (i: number) =>
-          queue.enqueue(() => {
-            seen.push(db.pragma('synchronous', { simple: true }) as number);
-            insert.run(contractSerial(i), 1);
-          });
-        // Only light writes in the turn: one transaction, not synced.
-        await Promise.all([light(0), light(1)]);
-        expect(seen).toEqual([1, 1]); // NORMAL
-        expect(queue.committedBatches).toBe(1);
-        expect(queue.unsyncedCommits).toBe(1);
-        expect(db.pragma('synchronous', { simple: true })).toBe(2);
-        // Light and durable writes interleaved in one turn: one transaction, synced, in queue order.
-        await Promise.all([light(2), heavy(3), light(4), heavy(5)]);
-        expect(seen).toEqual([1, 1, 2, 2, 2, 2]); // FULL for the whole mixed batch
-        expect(queue.committedBatches).toBe(2);
-        expect(queue.unsyncedCommits).toBe(1);
         raw = new Database(path, { readonly: true });
-        expect(raw.prepare('SELECT count(*) FROM serials').pluck().get()).toBe(6);
-        // A light write that fails rolls back alone and leaves the connection at FULL.
-        await expect(light(0)).rejects.toThrow();
+        const count = () => raw!.prepare('SELECT count(*) FROM serials').pluck().get();
+
+        const durable = queue.enqueue(() => insert.run(contractSerial(0), 1));
+        const light = queue.enqueue(() => insert.run(contractSerial(1), 1), { singleStatement: true, durable: false });
+        await light; // settles at its COMMIT, in the same batch as the durable write
+        expect(count()).toBe(2);
+        expect(syncs.held).toHaveLength(1);
+        expect(fstatSync(syncs.held[0]!.fd).ino).toBe(statSync(`${path}-wal`).ino);
+        expect(await settled(durable)).toBe(false);
+        syncs.release();
+        await durable;
+        expect(queue.walSyncs).toBe(1);
+
+        // A batch of light writes alone asks for no sync.
+        await Promise.all([2, 3].map((i) => queue.enqueue(() => insert.run(contractSerial(i), 1), { singleStatement: true, durable: false })));
+        expect(syncs.held).toHaveLength(0);
         expect(queue.unsyncedCommits).toBe(1);
-        expect(db.pragma('synchronous', { simple: true })).toBe(2);
+        expect(queue.committedBatches).toBe(2);
       } finally {
         db.close();
       }
     });
 
-    it('fail closed when the connection cannot be set back to synchronous=FULL: no durable write commits unsynced', async () => {
-      // The store's own connection setup (schema, WAL, synchronous=FULL), without the store around it.
+    it('runs one sync at a time: durable writes queued while it runs commit together when it returns, and share the next sync', async () => {
       const db = openDatabase(path, { clock });
       try {
-        const exec = db.exec.bind(db);
-        db.exec = (sql: string) => {
-          if (sql === 'PRAGMA synchronous = FULL') throw new Error('simulated: the pragma failed');
-          return exec(sql);
-        };
-        const queue = new WriteQueue(db);
+        const syncs = heldSyncs();
+        const queue = new WriteQueue(db, { fdatasync: syncs.fdatasync });
         const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
-        // The light write commits (unsynced, as it may); restoring FULL after it fails.
-        await queue.enqueue(() => insert.run(contractSerial(0), 1), { singleStatement: true, durable: false });
-        await expect(queue.enqueue(() => insert.run(contractSerial(1), 1))).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
-        await expect(queue.enqueue(() => insert.run(contractSerial(2), 1), { singleStatement: true, durable: false })).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
-        raw = new Database(path, { readonly: true });
-        expect(raw.prepare('SELECT serial FROM serials').pluck().all()).toEqual([contractSerial(0)]);
+        const first = queue.enqueue(() => insert.run(contractSerial(0), 1));
+        await tick();
+        expect(queue.committedBatches).toBe(1);
+        // Three durable writes, one per turn, while the first sync runs: none commits yet.
+        const later: Promise<unknown>[] = [];
+        for (let i = 1; i <= 3; i++) {
+          later.push(queue.enqueue(() => insert.run(contractSerial(i), 1)));
+          await tick();
+        }
+        expect(queue.committedBatches).toBe(1);
+        expect(syncs.held).toHaveLength(1);
+        syncs.release();
+        await first;
+        await tick();
+        expect(queue.committedBatches).toBe(2); // the three, in one transaction
+        expect(syncs.held).toHaveLength(1); // and one sync for them
+        for (const p of later) expect(await settled(p)).toBe(false);
+        syncs.release();
+        await Promise.all(later);
+        expect(queue.walSyncs).toBe(2);
       } finally {
         db.close();
       }
     });
+
+    it('commits a write that need not be durable at once while a sync runs, with the durable writes queued before it', async () => {
+      const db = openDatabase(path, { clock });
+      try {
+        const syncs = heldSyncs();
+        const queue = new WriteQueue(db, { fdatasync: syncs.fdatasync });
+        const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
+        const first = queue.enqueue(() => insert.run(contractSerial(0), 1));
+        await tick();
+        const durable = queue.enqueue(() => insert.run(contractSerial(1), 1));
+        await tick();
+        expect(queue.committedBatches).toBe(1);
+        const light = queue.enqueue(() => insert.run(contractSerial(2), 1), { singleStatement: true, durable: false });
+        await light; // while the first sync is still held
+        expect(queue.committedBatches).toBe(2);
+        expect(syncs.held).toHaveLength(1);
+        expect(await settled(durable)).toBe(false);
+        syncs.release();
+        await first;
+        await tick();
+        syncs.release(); // the sync that covers the durable write committed with the light one
+        await durable;
+        expect(queue.walSyncs).toBe(2);
+        expect(queue.committedBatches).toBe(2);
+      } finally {
+        db.close();
+      }
+    });
+
+    it('fails closed when a sync fails: the writes that waited on it and every later write are refused', async () => {
+      const db = openDatabase(path, { clock });
+      try {
+        const syncs = heldSyncs();
+        const queue = new WriteQueue(db, { fdatasync: syncs.fdatasync });
+        const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
+        const waiting = queue.enqueue(() => insert.run(contractSerial(0), 1));
+        await tick();
+        const next = queue.enqueue(() => insert.run(contractSerial(1), 1)); // queued while the first sync runs
+        await tick();
+        syncs.fail();
+        await expect(waiting).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE', message: 'the store could not sync its write-ahead log' });
+        await expect(next).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+        await expect(queue.enqueue(() => insert.run(contractSerial(2), 1))).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+        await expect(queue.enqueue(() => insert.run(contractSerial(3), 1), { singleStatement: true, durable: false })).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+        expect(syncs.held).toHaveLength(0);
+        raw = new Database(path, { readonly: true });
+        expect(raw.prepare('SELECT count(*) FROM serials').pluck().get()).toBe(1); // nothing commits after the failure
+      } finally {
+        db.close();
+      }
+    });
+
+    it('syncs on close, on the calling thread, what was committed and not yet synced', async () => {
+      const db = openDatabase(path, { clock });
+      try {
+        const syncs = heldSyncs();
+        const queue = new WriteQueue(db, { fdatasync: syncs.fdatasync });
+        const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
+        const inFlight = queue.enqueue(() => insert.run(contractSerial(0), 1));
+        await tick();
+        const light = queue.enqueue(() => insert.run(contractSerial(1), 1), { singleStatement: true, durable: false });
+        const committed = queue.enqueue(() => insert.run(contractSerial(2), 1)); // commits with the light write
+        await light;
+        const queued = queue.enqueue(() => insert.run(contractSerial(3), 1)); // waits for the held sync
+        expect(queue.committedBatches).toBe(2);
+        queue.close();
+        await Promise.all([inFlight, committed, queued]);
+        expect(queue.committedBatches).toBe(3);
+        raw = new Database(path, { readonly: true });
+        expect(raw.prepare('SELECT count(*) FROM serials').pluck().get()).toBe(4);
+        syncs.release(); // the thread-pool sync returns after close: nothing left for it to settle
+        await tick();
+      } finally {
+        db.close();
+      }
+    });
+
+    it('refuses a connection that keeps no write-ahead log, whose commits it could not sync', () => {
+      raw = new Database(path); // journal_mode=delete
+      expect(() => new WriteQueue(raw!)).toThrow(expect.objectContaining({ code: 'ERR_STORE_UNAVAILABLE', message: 'the write queue needs write-ahead logging (journal mode is delete)' }));
+    });
+
+    it('makes the sync itself, on a thread-pool thread, after the commit and before the write resolves (strace)', () => {
+      const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+      const fixture = fileURLToPath(new URL('./fixtures/write-then-die.ts', import.meta.url));
+      const trace = join(dirname(path), 'strace.txt');
+      const child = spawnSync('strace', ['-f', '-y', '-qq', '-e', 'trace=pwrite64,write,fsync,fdatasync', '-o', trace, process.execPath, '--import', 'tsx', fixture, path, contractSerial(98)], {
+        cwd: repo,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(child.status ?? child.signal, child.stderr).toBe('SIGKILL');
+      const all = readFileSync(trace, 'utf8').split('\n');
+      const pid = Number(/^(\d+)/.exec(all[0]!)![1]);
+      // From the store's open (migrations commit under FULL, on the main thread) to the line that
+      // reports the resolved record on stdout.
+      const opened = all.findIndex((l) => /\bwrite\(2</.test(l) && l.includes('store opened'));
+      const reported = all.findIndex((l) => /\bwrite\(1</.test(l) && l.includes('seq'));
+      expect(opened).toBeGreaterThan(0);
+      expect(reported).toBeGreaterThan(opened);
+      const lines = all.slice(opened, reported);
+      const wal = `${path}-wal>`;
+      const isWalSync = (l: string) => /\bf(data)?sync\(/.test(l) && l.includes(wal);
+      const lastWalWrite = lines.findLastIndex((l) => l.includes('pwrite64(') && l.includes(wal));
+      const lastSync = lines.findLastIndex((l) => isWalSync(l) && l.endsWith('= 0'));
+      expect(lastWalWrite).toBeGreaterThan(0);
+      expect(lastSync).toBeGreaterThan(lastWalWrite);
+      // Every sync of the log ran off the main thread (whose id is the process id).
+      for (const l of lines.filter(isWalSync)) expect(Number(/^(\d+)/.exec(l)![1])).not.toBe(pid);
+    }, 60_000);
 
     it('serial reservations (with or without a token) are the store writes that skip their own sync; records and audit events do not', async () => {
       store = await openSqliteStore(path, { clock });
