@@ -410,19 +410,28 @@ describe('sqlite store', () => {
     }
     const tick = () => new Promise((r) => setImmediate(r));
     const settled = (p: Promise<unknown>) => Promise.race([p.then(() => true, () => true), tick().then(tick).then(() => false)]);
-
-    it('commits under synchronous=NORMAL and settles a durable write only after a sync of the -wal file that began after its COMMIT', async () => {
+    /** A queue on the store's own connection setup, with syncs the test holds; `write(i)` inserts serial i, durable unless told. */
+    async function withHeldSyncs(body: (q: { db: Database.Database; queue: WriteQueue; syncs: ReturnType<typeof heldSyncs>; write: (i: number, durable?: boolean) => Promise<unknown> }) => Promise<void>) {
       const db = openDatabase(path, { clock });
       try {
         const syncs = heldSyncs();
         const queue = new WriteQueue(db, { fdatasync: syncs.fdatasync });
-        expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL: the queue makes the sync itself
         const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
+        const write = (i: number, durable = true) => queue.enqueue(() => insert.run(contractSerial(i), 1), durable ? {} : { singleStatement: true, durable: false });
+        await body({ db, queue, syncs, write });
+      } finally {
+        db.close();
+      }
+    }
+
+    it('commits under synchronous=NORMAL and settles a durable write only after a sync of the -wal file that began after its COMMIT', async () => {
+      await withHeldSyncs(async ({ db, queue, syncs, write }) => {
+        expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL: the queue makes the sync itself
         raw = new Database(path, { readonly: true });
         const count = () => raw!.prepare('SELECT count(*) FROM serials').pluck().get();
 
-        const durable = queue.enqueue(() => insert.run(contractSerial(0), 1));
-        const light = queue.enqueue(() => insert.run(contractSerial(1), 1), { singleStatement: true, durable: false });
+        const durable = write(0);
+        const light = write(1, false);
         await light; // settles at its COMMIT, in the same batch as the durable write
         expect(count()).toBe(2);
         expect(syncs.held).toHaveLength(1);
@@ -433,28 +442,22 @@ describe('sqlite store', () => {
         expect(queue.walSyncs).toBe(1);
 
         // A batch of light writes alone asks for no sync.
-        await Promise.all([2, 3].map((i) => queue.enqueue(() => insert.run(contractSerial(i), 1), { singleStatement: true, durable: false })));
+        await Promise.all([2, 3].map((i) => write(i, false)));
         expect(syncs.held).toHaveLength(0);
         expect(queue.unsyncedCommits).toBe(1);
         expect(queue.committedBatches).toBe(2);
-      } finally {
-        db.close();
-      }
+      });
     });
 
     it('runs one sync at a time: durable writes queued while it runs commit together when it returns, and share the next sync', async () => {
-      const db = openDatabase(path, { clock });
-      try {
-        const syncs = heldSyncs();
-        const queue = new WriteQueue(db, { fdatasync: syncs.fdatasync });
-        const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
-        const first = queue.enqueue(() => insert.run(contractSerial(0), 1));
+      await withHeldSyncs(async ({ queue, syncs, write }) => {
+        const first = write(0);
         await tick();
         expect(queue.committedBatches).toBe(1);
         // Three durable writes, one per turn, while the first sync runs: none commits yet.
         const later: Promise<unknown>[] = [];
         for (let i = 1; i <= 3; i++) {
-          later.push(queue.enqueue(() => insert.run(contractSerial(i), 1)));
+          later.push(write(i));
           await tick();
         }
         expect(queue.committedBatches).toBe(1);
@@ -468,23 +471,17 @@ describe('sqlite store', () => {
         syncs.release();
         await Promise.all(later);
         expect(queue.walSyncs).toBe(2);
-      } finally {
-        db.close();
-      }
+      });
     });
 
     it('commits a write that need not be durable at once while a sync runs, with the durable writes queued before it', async () => {
-      const db = openDatabase(path, { clock });
-      try {
-        const syncs = heldSyncs();
-        const queue = new WriteQueue(db, { fdatasync: syncs.fdatasync });
-        const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
-        const first = queue.enqueue(() => insert.run(contractSerial(0), 1));
+      await withHeldSyncs(async ({ queue, syncs, write }) => {
+        const first = write(0);
         await tick();
-        const durable = queue.enqueue(() => insert.run(contractSerial(1), 1));
+        const durable = write(1);
         await tick();
         expect(queue.committedBatches).toBe(1);
-        const light = queue.enqueue(() => insert.run(contractSerial(2), 1), { singleStatement: true, durable: false });
+        const light = write(2, false);
         await light; // while the first sync is still held
         expect(queue.committedBatches).toBe(2);
         expect(syncs.held).toHaveLength(1);
@@ -496,46 +493,34 @@ describe('sqlite store', () => {
         await durable;
         expect(queue.walSyncs).toBe(2);
         expect(queue.committedBatches).toBe(2);
-      } finally {
-        db.close();
-      }
+      });
     });
 
     it('fails closed when a sync fails: the writes that waited on it and every later write are refused', async () => {
-      const db = openDatabase(path, { clock });
-      try {
-        const syncs = heldSyncs();
-        const queue = new WriteQueue(db, { fdatasync: syncs.fdatasync });
-        const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
-        const waiting = queue.enqueue(() => insert.run(contractSerial(0), 1));
+      await withHeldSyncs(async ({ syncs, write }) => {
+        const waiting = write(0);
         await tick();
-        const next = queue.enqueue(() => insert.run(contractSerial(1), 1)); // queued while the first sync runs
+        const next = write(1); // queued while the first sync runs
         await tick();
         syncs.fail();
         await expect(waiting).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE', message: 'the store could not sync its write-ahead log' });
         await expect(next).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
-        await expect(queue.enqueue(() => insert.run(contractSerial(2), 1))).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
-        await expect(queue.enqueue(() => insert.run(contractSerial(3), 1), { singleStatement: true, durable: false })).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+        await expect(write(2)).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+        await expect(write(3, false)).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
         expect(syncs.held).toHaveLength(0);
         raw = new Database(path, { readonly: true });
         expect(raw.prepare('SELECT count(*) FROM serials').pluck().get()).toBe(1); // nothing commits after the failure
-      } finally {
-        db.close();
-      }
+      });
     });
 
     it('syncs on close, on the calling thread, what was committed and not yet synced', async () => {
-      const db = openDatabase(path, { clock });
-      try {
-        const syncs = heldSyncs();
-        const queue = new WriteQueue(db, { fdatasync: syncs.fdatasync });
-        const insert = db.prepare('INSERT INTO serials (serial, reserved_at) VALUES (?, ?)');
-        const inFlight = queue.enqueue(() => insert.run(contractSerial(0), 1));
+      await withHeldSyncs(async ({ queue, syncs, write }) => {
+        const inFlight = write(0);
         await tick();
-        const light = queue.enqueue(() => insert.run(contractSerial(1), 1), { singleStatement: true, durable: false });
-        const committed = queue.enqueue(() => insert.run(contractSerial(2), 1)); // commits with the light write
+        const light = write(1, false);
+        const committed = write(2); // commits with the light write
         await light;
-        const queued = queue.enqueue(() => insert.run(contractSerial(3), 1)); // waits for the held sync
+        const queued = write(3); // waits for the held sync
         expect(queue.committedBatches).toBe(2);
         queue.close();
         await Promise.all([inFlight, committed, queued]);
@@ -544,9 +529,7 @@ describe('sqlite store', () => {
         expect(raw.prepare('SELECT count(*) FROM serials').pluck().get()).toBe(4);
         syncs.release(); // the thread-pool sync returns after close: nothing left for it to settle
         await tick();
-      } finally {
-        db.close();
-      }
+      });
     });
 
     it('refuses a connection that keeps no write-ahead log, whose commits it could not sync', () => {
