@@ -93,6 +93,24 @@ describe('workload first boot', () => {
     }
   });
 
+  it("serve's /metrics counts the SQLite store's commits and its WAL syncs, made off the event loop", async () => {
+    const scrape = async () => {
+      const m = await run('curl', ['-s', '--fail-with-body', '--cacert', bundle, `${serve.apiUrl}/metrics`]);
+      expect(m.code, m.stdout + m.stderr).toBe(0);
+      const value = (name: string) => Number(new RegExp(`\\n${name} (\\d+)\\n`).exec(m.stdout)?.[1]);
+      return { commits: value('agentca_store_commits_total'), walSyncs: value('agentca_store_wal_syncs_total') };
+    };
+    const before = await scrape();
+    const t = await token(`spiffe://${TD}/agent/metrics-bot`);
+    await ok('agentca', ['request', '--server', serve.apiUrl, '--token', t, '--ca-bundle', bundle, '--out-dir', join(work, 'wl-metrics')]);
+    const after = await scrape();
+    // The token was created by another process (the CLI's own connection): serve committed the
+    // reservation and the record, and synced the log at least for the record.
+    expect(after.commits - before.commits).toBeGreaterThanOrEqual(2);
+    expect(after.walSyncs - before.walSyncs).toBeGreaterThanOrEqual(1);
+    expect(after.walSyncs).toBeLessThanOrEqual(after.commits);
+  });
+
   it('a token for identity A only ever yields A, and an expired token is refused', async () => {
     const t = await token(`spiffe://${TD}/agent/a`, ['--ttl', '1s']);
     await new Promise((r) => setTimeout(r, 1500));

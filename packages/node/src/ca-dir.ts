@@ -72,6 +72,10 @@ export interface CaStore {
   revocations: RevocationStore;
   crls: CrlStore;
   tokens: TokenStore;
+  /** Write transactions committed since open (both stores group-commit: several writes each). */
+  readonly committedBatches?: number;
+  /** SQLite only: syncs of its write-ahead log, made off the event loop. */
+  readonly walSyncs?: number;
   close(): Promise<void>;
 }
 

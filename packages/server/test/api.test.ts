@@ -356,7 +356,21 @@ describe('hardening (inject)', () => {
     expect(metrics).toContain('agentca_issuance_denied_total{method="join-token",code="ERR_TOKEN_ALREADY_USED"} 1');
     expect(metrics).toMatch(/agentca_sign_duration_seconds_count\{outcome="issued"\} 1/);
     expect(metrics).toContain('agentca_api_requests_total{route="/v1/sign",method="POST",status="200"} 1');
+    expect(metrics).not.toContain('agentca_store_'); // no store counters given
     await metricsApp.close();
+
+    // The store's counters are read at each scrape; the WAL's only where the store has one.
+    let stats: { commits: number; walSyncs?: number } = { commits: 7, walSyncs: 3 };
+    const sqliteLike = buildApp(ca, { storeStats: () => stats });
+    expect((await sqliteLike.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/\nagentca_store_commits_total 7\n[^]*\nagentca_store_wal_syncs_total 3\n/);
+    stats = { commits: 9, walSyncs: 4 };
+    expect((await sqliteLike.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/\nagentca_store_commits_total 9\n[^]*\nagentca_store_wal_syncs_total 4\n/);
+    await sqliteLike.close();
+    const postgresLike = buildApp(ca, { storeStats: () => ({ commits: 5 }) });
+    const pgMetrics = (await postgresLike.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(pgMetrics).toContain('\nagentca_store_commits_total 5\n');
+    expect(pgMetrics).not.toContain('agentca_store_wal_syncs_total');
+    await postgresLike.close();
 
     const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
     expect(doc).toEqual(JSON.parse(JSON.stringify(buildOpenApiDocument())));

@@ -55,6 +55,11 @@ export class SqliteStore {
     return this.#queue.committedBatches;
   }
 
+  /** Syncs of the write-ahead log made off the event loop (see `WriteQueue`); under load, fewer than commits. */
+  get walSyncs(): number {
+    return this.#queue.walSyncs;
+  }
+
   /** Commits made without a sync of their own (serial reservations): see `SqliteCertificateStore.reserveSerial`. */
   get unsyncedCommits(): number {
     return this.#queue.unsyncedCommits;

@@ -47,6 +47,16 @@ export interface ApiServerOptions {
    * to another replica.
    */
   storeReachable?: () => boolean;
+  /** The store's own counters, for /metrics: its commits and, on SQLite, its WAL syncs. */
+  storeStats?: () => StoreStats;
+}
+
+/** Counters a store keeps since it opened. */
+export interface StoreStats {
+  /** Write transactions committed; each holds every write queued meanwhile. */
+  commits: number;
+  /** Syncs of SQLite's write-ahead log (absent on PostgreSQL, which syncs its own WAL). */
+  walSyncs?: number;
 }
 
 /** What the route groups share. */

@@ -331,7 +331,9 @@ const METRICS: RouteSpec = {
   summary: 'Prometheus metrics',
   description:
     '`agentca_api_requests_total{route,method,status}`, `agentca_certificates_issued_total{method}`, ' +
-    '`agentca_issuance_denied_total{method,code}`, `agentca_sign_duration_seconds{outcome}` (histogram).',
+    '`agentca_issuance_denied_total{method,code}`, `agentca_sign_duration_seconds{outcome}` (histogram); ' +
+    "from `agentca serve`, the store's `agentca_store_commits_total` (write transactions; each holds every write queued " +
+    'meanwhile) and, on SQLite, `agentca_store_wal_syncs_total` (syncs of its write-ahead log, made off the event loop).',
   schema: { response: { 200: { content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors } },
   errors: [],
 };
