@@ -360,13 +360,13 @@ describe('hardening (inject)', () => {
     await metricsApp.close();
 
     // The store's counters are read at each scrape; the WAL's only where the store has one.
-    let stats: { commits: number; walSyncs?: number } = { commits: 7, walSyncs: 3 };
-    const sqliteLike = buildApp(ca, { storeStats: () => stats });
-    expect((await sqliteLike.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/\nagentca_store_commits_total 7\n[^]*\nagentca_store_wal_syncs_total 3\n/);
-    stats = { commits: 9, walSyncs: 4 };
-    expect((await sqliteLike.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/\nagentca_store_commits_total 9\n[^]*\nagentca_store_wal_syncs_total 4\n/);
-    await sqliteLike.close();
-    const postgresLike = buildApp(ca, { storeStats: () => ({ commits: 5 }) });
+    const sqliteLike = { committedBatches: 7, walSyncs: 3 };
+    const sqliteApp = buildApp(ca, { storeCounters: sqliteLike });
+    expect((await sqliteApp.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/\nagentca_store_commits_total 7\n[^]*\nagentca_store_wal_syncs_total 3\n/);
+    Object.assign(sqliteLike, { committedBatches: 9, walSyncs: 4 });
+    expect((await sqliteApp.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/\nagentca_store_commits_total 9\n[^]*\nagentca_store_wal_syncs_total 4\n/);
+    await sqliteApp.close();
+    const postgresLike = buildApp(ca, { storeCounters: { committedBatches: 5 } });
     const pgMetrics = (await postgresLike.inject({ method: 'GET', url: '/metrics' })).body;
     expect(pgMetrics).toContain('\nagentca_store_commits_total 5\n');
     expect(pgMetrics).not.toContain('agentca_store_wal_syncs_total');

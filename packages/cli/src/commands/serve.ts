@@ -138,10 +138,7 @@ export function register(program: Command, io: CliIo): void {
       log,
       https: { key: serverCert.key, cert: serverCert.cert, ca: tlsCa },
       storeReachable: () => runtime.storeReachable,
-      storeStats: () => {
-        const { committedBatches, walSyncs } = ca.store;
-        return { commits: committedBatches ?? 0, ...(walSyncs !== undefined ? { walSyncs } : {}) };
-      },
+      storeCounters: ca.store,
     });
     const renewServer = scheduleServerRenewal(serverCert.notAfter, async () => {
       const next = await issueServerCertificate(authority, ca.config.trustDomain, names);

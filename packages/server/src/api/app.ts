@@ -49,7 +49,7 @@ const ISSUANCE_ROUTES: Record<string, (request: FastifyRequest) => string> = {
  */
 export function buildApiServer(o: ApiServerOptions): FastifyInstance {
   const log = o.log ?? SILENT;
-  const metrics = new ApiMetrics(o.storeStats);
+  const metrics = new ApiMetrics(o.storeCounters);
   const ctx: ApiContext = {
     o,
     log,

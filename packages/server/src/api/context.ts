@@ -47,16 +47,16 @@ export interface ApiServerOptions {
    * to another replica.
    */
   storeReachable?: () => boolean;
-  /** The store's own counters, for /metrics: its commits and, on SQLite, its WAL syncs. */
-  storeStats?: () => StoreStats;
+  /** The store's own counters, read at each scrape of /metrics (both stores have them as getters). */
+  storeCounters?: StoreCounters;
 }
 
-/** Counters a store keeps since it opened. */
-export interface StoreStats {
+/** Counters a store keeps since it opened; a store without one leaves it out. */
+export interface StoreCounters {
   /** Write transactions committed; each holds every write queued meanwhile. */
-  commits: number;
-  /** Syncs of SQLite's write-ahead log (absent on PostgreSQL, which syncs its own WAL). */
-  walSyncs?: number;
+  readonly committedBatches?: number;
+  /** Syncs of SQLite's write-ahead log (PostgreSQL syncs its own WAL). */
+  readonly walSyncs?: number;
 }
 
 /** What the route groups share. */

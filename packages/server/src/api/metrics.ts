@@ -4,7 +4,7 @@
  * bounded: route patterns, issuance methods and stable error codes, never request data.
  */
 import { Counter, Histogram, Registry } from 'prom-client';
-import type { StoreStats } from './context.ts';
+import type { StoreCounters } from './context.ts';
 
 export class ApiMetrics {
   readonly registry = new Registry();
@@ -13,8 +13,8 @@ export class ApiMetrics {
   readonly denied: Counter<'method' | 'code'>;
   readonly signDuration: Histogram<'outcome'>;
 
-  /** With `storeStats`, the store's commits (and, on SQLite, its WAL syncs) are read at each scrape. */
-  constructor(storeStats?: () => StoreStats) {
+  /** With `store`, each counter it has (commits; on SQLite, WAL syncs) is read at each scrape. */
+  constructor(store?: StoreCounters) {
     const registers = [this.registry];
     this.requests = new Counter({ name: 'agentca_api_requests_total', help: 'API requests answered, by route pattern, method and status', labelNames: ['route', 'method', 'status'], registers });
     this.issued = new Counter({ name: 'agentca_certificates_issued_total', help: 'certificates issued through the API, by attestation method', labelNames: ['method'], registers });
@@ -26,21 +26,19 @@ export class ApiMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
-    if (storeStats) {
-      const scraped = (name: string, help: string, read: (s: StoreStats) => number) =>
-        new Counter({
-          name,
-          help,
-          registers,
-          collect() {
-            this.reset();
-            this.inc(read(storeStats()));
-          },
-        });
-      scraped('agentca_store_commits_total', 'write transactions the store committed (group commit: each holds every write queued meanwhile)', (s) => s.commits);
-      if (storeStats().walSyncs !== undefined) {
-        scraped('agentca_store_wal_syncs_total', 'syncs of the SQLite write-ahead log, made off the event loop (under load, fewer than commits)', (s) => s.walSyncs ?? 0);
-      }
-    }
+    const scraped = (name: string, help: string, key: keyof StoreCounters) => {
+      if (store?.[key] === undefined) return;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(store[key] ?? 0);
+        },
+      });
+    };
+    scraped('agentca_store_commits_total', 'write transactions the store committed (group commit: each holds every write queued meanwhile)', 'committedBatches');
+    scraped('agentca_store_wal_syncs_total', 'syncs of the SQLite write-ahead log, made off the event loop (under load, fewer than commits)', 'walSyncs');
   }
 }
