@@ -1,7 +1,8 @@
 /*
  * A slower disk, for benchmarks: an LD_PRELOAD shim that makes every fsync and fdatasync of the
- * process wait SLOW_SYNC_US microseconds (default 1000) before the real call, about what a
- * network block volume takes. It shows what a sync on the event loop costs where syncs are slow.
+ * process wait SLOW_SYNC_US microseconds (default 1000) before the real call. It shows what a
+ * sync on the event loop costs where syncs are slow (the delays are picked, not measured on any
+ * particular disk).
  *
  *   cc -shared -fPIC -O2 -o /tmp/slow-sync.so scripts/bench/slow-sync.c -ldl
  *   LD_PRELOAD=/tmp/slow-sync.so SLOW_SYNC_US=1000 BENCH_CONCS=16 node --import tsx scripts/bench/issue-api.ts 12 8 50000

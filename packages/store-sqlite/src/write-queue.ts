@@ -50,8 +50,8 @@ export interface TransactionParticipant {
  * NORMAL by one thing: an fsync of the write-ahead log after each commit (NORMAL still syncs
  * around checkpoints and when the log is reused). better-sqlite3 is synchronous, so under FULL
  * that fsync holds the event loop for as long as the disk takes: ~0.44 ms a commit over HTTPS
- * at concurrency 16 on the development machine's disk (~18% of the loop's time), milliseconds
- * on a network block volume, and no request on the loop (OCSP included) moves meanwhile.
+ * at concurrency 16 on the development machine's disk (~18% of the loop's time), longer on a
+ * slower disk, and no request on the loop (OCSP included) moves meanwhile.
  * The queue runs its connection under NORMAL and makes that same sync itself: `fdatasync` of
  * the `-wal` file, on libuv's thread pool. A durable write settles only after a sync that began
  * after its COMMIT has returned. One sync runs at a time; durable writes queued while it runs
