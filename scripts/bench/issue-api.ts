@@ -13,6 +13,11 @@
  * agentca request and ~200 per cfssl request at c16, CPU the servers did not get. wrk's connections all come from 127.0.0.1, so `agentca serve` runs with a per-address rate
  * limit high enough not to bind (the limiter still runs). Servers and wrk share the cores.
  *
+ * In the same run, two rows of scripts/bench/issue-floor-server.mjs: the least work any Node implementation of
+ * `/v1/sign` must do per request over HTTPS (the CSR's signature checked, one CA signature; then also a token consumed
+ * and the certificate and an audit row stored durably in SQLite), with none of agentca's checks. Their ratios to
+ * cfssl bound what a Node server doing this work in one process reaches on this machine; BENCH_FLOOR=0 leaves them out.
+ *
  * usage: node --import tsx scripts/bench/issue-api.ts [DURATION_S=8] [WARMUP_S=2] [TOKENS=60000]
  *        BENCH_NO_PEER=1 measures agentca alone (its `agentca c=…` lines, no ratio): to compare two builds of agentca,
  *        alternated. scripts/bench/slow-sync.c simulates a slower disk.
@@ -28,7 +33,7 @@
  * usage: node --import tsx scripts/bench/issue-api.ts --stores [DURATION_S=8] [WARMUP_S=2] [TOKENS=60000]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
@@ -43,6 +48,10 @@ const PEERS = '/work/shared/peers';
 /** BENCH_CONCS="16" (comma-separated) measures only those concurrencies; the ratio lines need 16 among them. */
 const CONCS = (process.env.BENCH_CONCS ?? '1,16,64').split(',').map(Number);
 const PASSPHRASE = 'bench-passphrase';
+const FLOOR_SERVER = join(dirname(SELF), 'issue-floor-server.mjs');
+const FLOOR = process.env.BENCH_FLOOR !== '0';
+const FLOOR_NO_STORE = 'floor: verify + sign (HTTPS)';
+const FLOOR_STORE = 'floor: + SQLite store (HTTPS)';
 
 /** The --stores mode's load: HTTPS POSTs of one CSR to agentca, each with the next unused join token. */
 interface ClientJob {
@@ -313,6 +322,7 @@ async function main() {
   let cfsslOk = 0;
   let cfsslDbCount = -1;
   let cfsslJournal = '';
+  let floorCheck = '';
   try {
     // ---- agentca CA, tokens, CSR
     const caDir = join(work, 'ca');
@@ -365,6 +375,7 @@ async function main() {
 
     // BENCH_NO_PEER: agentca's lines (above, on stderr) are the whole output.
     if (process.env.BENCH_NO_PEER) return;
+    if (FLOOR) floorCheck = await floorRows(work, rows, csrBodyFile, WARMUP_S, DURATION_S);
     // ---- cfssl serve with SQLite DB in WAL mode
     {
       const port = await freePort();
@@ -417,6 +428,12 @@ async function main() {
       console.log(`  c${c}: ${(a.rps / b.rps).toFixed(2)}x`);
     }
     console.log(`agentca p99 at c16: ${ms(a16.p99)} ms  (goal <= 25 ms: ${a16.p99 !== null && a16.p99 <= 25 ? 'MET' : 'NOT MET'})`);
+    if (FLOOR) {
+      const floor = (name: string) => rows.find((x) => x.server === name && x.conc === 16)!.r.rps / c16.rps;
+      console.log(
+        `the floor (no checks, nothing but the work named) / cfssl at c16: ${floor(FLOOR_NO_STORE).toFixed(2)}x with no store, ${floor(FLOOR_STORE).toFixed(2)}x storing durably; agentca / the floor with a store: ${(a16.rps / rows.find((x) => x.server === FLOOR_STORE && x.conc === 16)!.r.rps).toFixed(2)}`,
+      );
+    }
     const budget = (cpus().length * 1e6) / (2 * c16.rps);
     console.log(
       `CPU the machine has per request at the goal (2x cfssl's c16 rate on ${cpus().length} cores): ${budget.toFixed(0)} µs for everything; the load generator alone took ${a16.clientCpuUs.toFixed(0)} µs per agentca request (${c16.clientCpuUs.toFixed(0)} per cfssl request)`,
@@ -431,6 +448,7 @@ async function main() {
       `agentca store check: ${agentcaDbCount} certificates = ${agentcaUsedTokens} join tokens used + 1 admin + 1 server cert = ${expected}, ` +
         `used tokens within [${agentcaOk} 200s counted by wrk, ${agentcaTokens} tokens sent]: ${storeOk ? 'OK' : 'MISMATCH'}; non-200: ${agentcaErrors}`,
     );
+    if (FLOOR) console.log(floorCheck);
     console.log(`cfssl store check: ${cfsslDbCount} rows for ${cfsslOk} successful signs counted by wrk (plus those in flight at the end of a run); journal_mode=${cfsslJournal}`);
     console.log('notes: agentca runs with --rate-limit 10000000, as every wrk connection comes from 127.0.0.1 (the limiter still runs on each request);');
     console.log('       agentca is measured over HTTPS (keep-alive), cfssl over plain HTTP (it is run without TLS, as in the peer scripts);');
@@ -438,12 +456,73 @@ async function main() {
     console.log(`       loadavg at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (on ${cpus().length} cores: other work on the machine makes absolute figures noisy; compare ratios)`);
     for (const n of notes) console.log(`NOTE: ${n}`);
     for (const { server, conc, r } of rows) if (r.errorSamples.length) console.log(`error samples ${server} c${conc}: ${r.errorSamples.join(' || ')}`);
-    if (agentcaErrors > 0 || !storeOk || cfsslDbCount < cfsslOk) process.exitCode = 1;
+    if (agentcaErrors > 0 || !storeOk || cfsslDbCount < cfsslOk || floorCheck.includes('MISMATCH')) process.exitCode = 1;
   } finally {
     for (const p of started) await stopServer(p).catch(() => {});
     if (!process.env.BENCH_KEEP) rmSync(work, { recursive: true, force: true });
     else console.error(`kept ${work}`);
   }
+}
+
+/**
+ * The floor's two rows at each concurrency (scripts/bench/issue-floor-server.mjs): without a store, then with its
+ * SQLite store and join tokens of its own (random, enough for 8,000 req/s). Returns the store check's line.
+ */
+async function floorRows(
+  work: string,
+  rows: { server: string; conc: number; r: ClientResult }[],
+  bodyFile: string,
+  warmupS: number,
+  durationS: number,
+): Promise<string> {
+  const key = join(work, 'floor-key.pem');
+  const cert = join(work, 'floor-cert.pem');
+  sh('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=127.0.0.1', '-days', '1']);
+  const tokensFile = join(work, 'floor-tokens.txt');
+  const n = Math.ceil(8000 * (warmupS + durationS)) * CONCS.length;
+  writeFileSync(tokensFile, Array.from({ length: n }, () => randomBytes(24).toString('base64url')).join('\n') + '\n');
+  const db = join(work, 'floor.db');
+  let check = '';
+  for (const store of [false, true]) {
+    const port = await freePort();
+    const logFile = join(work, `floor-${store ? 'store' : 'bare'}.log`);
+    const fd = openSync(logFile, 'w');
+    const p = spawn(process.execPath, [FLOOR_SERVER, String(port), key, cert, tokensFile], {
+      env: { ...process.env, STORE: store ? '1' : '0', DB: db },
+      stdio: ['ignore', fd, fd],
+    });
+    closeSync(fd);
+    started.push(p);
+    let ok = 0;
+    let sent = 0;
+    try {
+      await waitFor(`floor server (${logFile})`, () => {
+        if (p.exitCode !== null) throw new Error(`the floor server exited: ${readFileSync(logFile, 'utf8')}`);
+        return readFileSync(logFile, 'utf8').includes('listening');
+      });
+      let offset = 0;
+      for (const conc of CONCS) {
+        const r = await wrkLoad({ url: `https://127.0.0.1:${port}/`, conc, warmupS, durationS, bodyFile, ...(store ? { tokensFile, tokenOffset: offset } : {}) });
+        offset += r.tokensUsed;
+        ok += r.ok;
+        sent += r.tokensUsed;
+        const server = store ? FLOOR_STORE : FLOOR_NO_STORE;
+        rows.push({ server, conc, r });
+        console.error(`${server} c=${conc}: ${r.rps.toFixed(0)} req/s p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms errors ${r.errors}${r.tokensExhausted ? ' (ran out of tokens)' : ''}`);
+      }
+    } finally {
+      await stopServer(p);
+    }
+    if (store) {
+      const [certs, used, audit] = sh('sqlite3', [db, 'select count(*) from certificates; select count(*) from tokens where used = 1; select count(*) from audit'])
+        .trim()
+        .split('\n')
+        .map(Number);
+      const good = certs === used && audit === used && used! >= ok && used! <= sent;
+      check = `floor store check: ${certs} certificates, ${audit} audit rows, ${used} tokens used, within [${ok} 200s counted by wrk, ${sent} tokens sent]: ${good ? 'OK' : 'MISMATCH'}`;
+    }
+  }
+  return check;
 }
 
 // ---------------------------------------------------------------- --stores: SQLite, PostgreSQL x1, PostgreSQL x2
