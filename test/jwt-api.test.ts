@@ -4,12 +4,11 @@
  * hostile token → 401 with its own code, and nothing issued.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey as JoseKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initCa, makeCsr, ok, removeTempDirs, tempDir } from './support/cli.ts';
-import { startServe, type Served } from './support/serve.ts';
+import { postJson, startServe, type Served } from './support/serve.ts';
 
 const TD = 'example.org';
 const ISS = 'https://kubernetes.default.svc';
@@ -21,18 +20,7 @@ let csrPem: string;
 let privateKey: JoseKey;
 let publicPem: string;
 
-function post(path: string, body: unknown, bearer: string): Promise<{ status: number; body: any }> {
-  const payload = Buffer.from(JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = request(new URL(path, serve.apiUrl), { method: 'POST', ca, headers: { 'content-type': 'application/json', 'content-length': payload.length, authorization: `Bearer ${bearer}` } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
+const post = (path: string, body: unknown, bearer: string) => postJson(serve, ca, path, body, bearer);
 
 const claims = { 'kubernetes.io': { namespace: 'payments', serviceaccount: { name: 'invoice-bot' } } };
 

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
+import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { AGENTCA_BIN, PASSPHRASE } from './cli.ts';
 
@@ -17,10 +18,12 @@ export interface Served {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startServe(dir: string, extra: string[] = []): Promise<Served> {
+/** `env` is merged over the test's environment (from which every AGENTCA_* variable but the passphrase is taken out). */
+export async function startServe(dir: string, extra: string[] = [], opts: { env?: Record<string, string> } = {}): Promise<Served> {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AGENTCA_')) env[k] = v;
   env.AGENTCA_PASSPHRASE = PASSPHRASE;
+  Object.assign(env, opts.env);
   const child = spawn(process.execPath, [AGENTCA_BIN, 'serve', '--dir', dir, '--http-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', ...extra], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   let buf = '';
@@ -63,6 +66,20 @@ export async function startServe(dir: string, extra: string[] = []): Promise<Ser
       return exited;
     },
   };
+}
+
+/** POSTs `body` as JSON to `path` of serve's HTTPS API with a Bearer credential; `ca` is the PEM the server is checked against. */
+export function postJson(served: Served, ca: string, path: string, body: unknown, bearer: string): Promise<{ status: number; body: any }> {
+  const payload = Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, served.apiUrl), { method: 'POST', ca, headers: { 'content-type': 'application/json', 'content-length': payload.length, authorization: `Bearer ${bearer}` } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
 
 /**
