@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { newInstanceId, newSerial, serialHex, toHex } from '../src/index.ts';
+import { newInstanceId, newSerial, newTokenId, serialHex, toHex } from '../src/index.ts';
 import { Prng } from './support/prng.ts';
 
 const T = Date.UTC(2030, 0, 1, 12, 0, 0);
@@ -44,6 +44,22 @@ describe('newSerial', () => {
       expect(s[0]).toBe(0x4a);
       expect(toHex(s)).toBe(`4a${units(d.getTime())}${'ff'.repeat(16)}`);
     }
+  });
+});
+
+describe('newTokenId', () => {
+  it("is a serial's three time octets, then 5 octets from the random source, as 16 hex digits", () => {
+    const rng = new Prng(4);
+    let drawn: Uint8Array = new Uint8Array();
+    const id = newTokenId({ bytes: (n) => (drawn = rng.bytes(n)) }, at(0));
+    expect(drawn).toHaveLength(5);
+    expect(id).toBe(serialHex(newSerial({ bytes: (n) => new Uint8Array(n) }, at(0))).slice(2, 8) + toHex(drawn));
+  });
+
+  it('sorts ids minted in later 1/64 s units after earlier ones', () => {
+    const rng = new Prng(5);
+    const ids = Array.from({ length: 64 }, (_, i) => newTokenId({ bytes: (n) => rng.bytes(n) }, at(i * 16)));
+    expect([...ids].sort()).toEqual(ids);
   });
 });
 

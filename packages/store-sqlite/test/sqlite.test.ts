@@ -4,7 +4,7 @@ import { fdatasync, fstatSync, mkdtempSync, readFileSync, rmSync, statSync } fro
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AuditChainVerifier, chainInput, FixedClock, GENESIS_HASH, Unavailable, type AuditEventInput, type AuditStore, type PublishedCrl } from '@agentca/core';
+import { AuditChainVerifier, chainInput, DEFAULT_PROFILE, FixedClock, GENESIS_HASH, JoinTokens, Unavailable, webCryptoBackend, webCryptoRandom, type AuditEventInput, type AuditStore, type PublishedCrl } from '@agentca/core';
 import { contractCertificate, contractIssueEvent, contractSerial, contractToken, contractTokenEvent, describeStoreContract } from '@agentca/store-contract';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -753,5 +753,38 @@ describe('sqlite store', () => {
       raw.prepare("UPDATE audit_events SET detail = NULL, at = 'yesterday' WHERE seq = 2").run();
       await expect(store.audit.read(1, 10)).rejects.toMatchObject({ code: 'ERR_AUDIT_EVENT_UNREADABLE' });
     });
+  });
+});
+
+describe('join-token ids on the real store', () => {
+  it('lead with the mint time, so the token index grows at its right end; an id already stored is drawn again', async () => {
+    const store = await openSqliteStore(freshPath(), { clock });
+    try {
+      // The id's 5 random octets come from `script` while it lasts (the secret's 32 from the CSPRNG).
+      let script: Uint8Array[] = [];
+      const random = { bytes: (n: number) => (n === 5 && script.length > 0 ? script.shift()! : webCryptoRandom.bytes(n)) };
+      const tokens = new JoinTokens({ trustDomain: 'example.org', profile: () => DEFAULT_PROFILE, tokens: store.tokens, clock, random, crypto: webCryptoBackend() });
+      const mint = (name: string) => tokens.create({ spiffeId: `spiffe://example.org/agent/${name}`, profile: 'default', actor: 'test' });
+      const same = Uint8Array.of(1, 2, 3, 4, 5);
+
+      script = [same];
+      const a = await mint('a');
+      const units = (Math.floor((clock.now().getTime() * 64) / 1000) % 2 ** 24).toString(16).padStart(6, '0');
+      expect(a.id).toBe(`${units}0102030405`);
+      script = [same, Uint8Array.of(9, 9, 9, 9, 9)];
+      const b = await mint('b');
+      expect(b.id).toBe(`${units}0909090909`);
+      expect((await tokens.authorize(b.token)).spiffeId).toBe('spiffe://example.org/agent/b');
+      expect((await tokens.authorize(a.token)).spiffeId).toBe('spiffe://example.org/agent/a');
+
+      // Three draws of a stored id in a row: refused, and nothing written or audited.
+      const before = await store.audit.read(0, 100);
+      script = [same, same, same];
+      await expect(mint('c')).rejects.toMatchObject({ code: 'ERR_TOKEN_EXISTS' });
+      expect(await store.audit.read(0, 100)).toEqual(before);
+      expect(before.filter((e) => e.type === 'token.create').map((e) => e.detail?.tokenId)).toEqual([a.id, b.id]);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -1,11 +1,12 @@
 /**
  * One-time join tokens: `agentca-jt.<id>.<secret>`. The id (64 bits, hex) names the token in
- * logs and the audit log; the secret (256 bits, base64url) is shown once and stored only as
- * its SHA-256. A token is bound to one SPIFFE ID and profile (and optionally a task and an
- * on-behalf-of principal); it is consumed in the transaction that reserves the serial of the
- * certificate it buys.
+ * logs and the audit log, and keys its row; the secret (256 bits, base64url) is shown once and
+ * stored only as its SHA-256. The id is not a secret: three octets of the time it was minted
+ * (as serials have, see {@link newTokenId}), then 40 bits from the CSPRNG. A token is bound to
+ * one SPIFFE ID and profile (and optionally a task and an on-behalf-of principal); it is
+ * consumed in the transaction that reserves the serial of the certificate it buys.
  */
-import { InvalidRequest, Unauthenticated } from '../errors.ts';
+import { Conflict, InvalidRequest, PolicyDenied, Unauthenticated } from '../errors.ts';
 import { toBase64, toHex } from '../encoding.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { CryptoBackend } from '../ports/crypto-backend.ts';
@@ -14,7 +15,7 @@ import type { TaskRecord, TokenStore } from '../ports/token-store.ts';
 import { parseSpiffeIdIn } from '../identity/spiffe-id.ts';
 import { checkIdentity, type Profile } from '../profile/profile.ts';
 import { INSTANCE_ID_PATTERN, type Attestation } from '../issuance/attestation.ts';
-import { PolicyDenied } from '../errors.ts';
+import { SERIAL_TIME_BYTES, writeTimeOctets } from '../issuance/serial.ts';
 
 export const JOIN_TOKEN_PREFIX = 'agentca-jt';
 export const DEFAULT_TOKEN_TTL_SECONDS = 600;
@@ -89,17 +90,35 @@ export class JoinTokens {
     const taskTtl = r.taskTtlSeconds ?? 3600;
     if (!Number.isSafeInteger(taskTtl) || taskTtl < 60 || taskTtl > 30 * 86400) throw new InvalidRequest('ERR_TASK_TTL_INVALID', 'a task TTL must be 1 minute to 30 days');
     const now = o.clock.now();
-    const tokenId = toHex(o.random.bytes(8));
     const secret = b64url(o.random.bytes(32));
     const hash = toHex(await o.crypto.digest('SHA-256', new TextEncoder().encode(secret)));
     const expiresAt = new Date(now.getTime() + ttl * 1000);
     const spiffeId = id.toString();
-    const task = await o.tokens.create(
+    // 40 random bits per 1/64 s: two tokens minted in the same unit (or one wrap of the time
+    // octets apart) share an id about once in 2^40; the store refuses the second, and a fresh id
+    // is drawn. Nothing is written by a refused insert.
+    let tokenId = newTokenId(o.random, now);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#store(r, { tokenId, secret, hash, spiffeId, profile: profile.name, now, expiresAt, taskTtl });
+      } catch (e) {
+        if (attempt === 3 || !(e instanceof Conflict) || e.code !== 'ERR_TOKEN_EXISTS') throw e;
+        tokenId = newTokenId(o.random, now);
+      }
+    }
+  }
+
+  async #store(
+    r: CreateTokenRequest,
+    t: { tokenId: string; secret: string; hash: string; spiffeId: string; profile: string; now: Date; expiresAt: Date; taskTtl: number },
+  ): Promise<CreatedToken> {
+    const { tokenId, secret, hash, spiffeId, profile, now, expiresAt, taskTtl } = t;
+    const task = await this.#o.tokens.create(
       {
         id: tokenId,
         hash,
         spiffeId,
-        profile: profile.name,
+        profile,
         taskId: r.taskId ?? null,
         onBehalfOf: r.onBehalfOf ?? null,
         createdAt: now,
@@ -114,10 +133,10 @@ export class JoinTokens {
         outcome: 'ok',
         at: now,
         spiffeId,
-        detail: { tokenId, profile: profile.name, expiresAt: expiresAt.toISOString(), taskId: r.taskId ?? null, onBehalfOf: r.onBehalfOf ?? null },
+        detail: { tokenId, profile, expiresAt: expiresAt.toISOString(), taskId: r.taskId ?? null, onBehalfOf: r.onBehalfOf ?? null },
       },
     );
-    return { token: `${JOIN_TOKEN_PREFIX}.${tokenId}.${secret}`, id: tokenId, spiffeId, profile: profile.name, expiresAt, task, onBehalfOf: r.onBehalfOf ?? null };
+    return { token: `${JOIN_TOKEN_PREFIX}.${tokenId}.${secret}`, id: tokenId, spiffeId, profile, expiresAt, task, onBehalfOf: r.onBehalfOf ?? null };
   }
 
   /**
@@ -152,4 +171,16 @@ export class JoinTokens {
       consumeToken: { tokenId: id, tokenHash: hash },
     };
   }
+}
+
+/**
+ * A join token's id, as hex: three octets of `at` in 1/64 s (as serials have, so the store's
+ * token index grows at its right end, where the tokens minted lately — the ones about to be
+ * used — sit together), then 5 octets from `random`.
+ */
+export function newTokenId(random: Random, at: Date): string {
+  const id = new Uint8Array(8);
+  writeTimeOctets(id, 0, at);
+  id.set(random.bytes(8 - SERIAL_TIME_BYTES), SERIAL_TIME_BYTES);
+  return toHex(id);
 }

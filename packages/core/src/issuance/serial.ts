@@ -22,12 +22,20 @@ export const SERIAL_TIME_UNITS_PER_SECOND = 64;
 export function newSerial(random: Random, at: Date): Uint8Array {
   const out = new Uint8Array(1 + SERIAL_TIME_BYTES + SERIAL_RANDOM_BYTES);
   out[0] = SERIAL_PREFIX;
-  const t = ((Math.floor((at.getTime() * SERIAL_TIME_UNITS_PER_SECOND) / 1000) % 2 ** 24) + 2 ** 24) % 2 ** 24;
-  out[1] = t >>> 16;
-  out[2] = (t >>> 8) & 0xff;
-  out[3] = t & 0xff;
+  writeTimeOctets(out, 1, at);
   out.set(random.bytes(SERIAL_RANDOM_BYTES), 1 + SERIAL_TIME_BYTES);
   return out;
+}
+
+/**
+ * Writes the three time octets of serials (and of join-token IDs) at `offset`: the low 24 bits
+ * of the count of 1/64 s since the epoch, floored, also before 1970.
+ */
+export function writeTimeOctets(out: Uint8Array, offset: number, at: Date): void {
+  const t = ((Math.floor((at.getTime() * SERIAL_TIME_UNITS_PER_SECOND) / 1000) % 2 ** 24) + 2 ** 24) % 2 ** 24;
+  out[offset] = t >>> 16;
+  out[offset + 1] = (t >>> 8) & 0xff;
+  out[offset + 2] = t & 0xff;
 }
 
 /** Serials as agentca prints and stores them: lowercase hex, no separators, no 00 pad. */
