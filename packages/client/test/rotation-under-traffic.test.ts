@@ -75,9 +75,11 @@ describe('1-minute TTL under steady mTLS traffic', () => {
       cleanup.push(() => identity.close());
       return identity;
     };
+    // Each tracked as soon as it has booted: `at` is then the time it got its certificate (the
+    // other's boot spawns the CLI, seconds on a busy machine).
     const svc = await boot(SERVICE);
-    const caller = await boot(CALLER);
     const svcHeld = track(svc);
+    const caller = await boot(CALLER);
     const callerHeld = track(caller);
     const failedRenewals: string[] = [];
     for (const i of [svc, caller]) i.on('renewal-failed', ({ error }) => failedRenewals.push(error.code));
