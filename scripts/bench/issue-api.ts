@@ -271,6 +271,30 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ti
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/**
+ * Starts a server whose stdout and stderr go to `logFile`, stopped at the end of the run, and waits until `ready()`;
+ * an exit before that throws with the log.
+ */
+async function startLogged(what: string, command: string, args: string[], logFile: string, ready: () => boolean | Promise<boolean>, options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ChildProcess> {
+  const fd = openSync(logFile, 'w');
+  const p = spawn(command, args, { ...options, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  started.push(p);
+  await waitFor(`${what} (${logFile})`, () => {
+    if (p.exitCode !== null) throw new Error(`${what} exited: ${readFileSync(logFile, 'utf8')}`);
+    return ready();
+  });
+  return p;
+}
+
+const logSays = (logFile: string, text: string) => () => readFileSync(logFile, 'utf8').includes(text);
+
+/** A measured row, printed on stderr as the run goes (`BENCH_NO_PEER` runs are read from the `agentca c=…` lines). */
+function progress(name: string, conc: number, r: ClientResult): void {
+  const sample = r.errorSamples.length ? ` e.g. ${r.errorSamples[0]}` : '';
+  console.error(`${name} c=${conc}: ${r.rps.toFixed(0)} req/s p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms errors ${r.errors}${sample}${r.tokensExhausted ? ' (ran out of tokens)' : ''}`);
+}
+
 const canConnect = (port: number) =>
   new Promise<boolean>((res) => {
     const s = net.connect(port, '127.0.0.1');
@@ -363,7 +387,7 @@ async function main() {
           agentcaTokens += r.tokensUsed;
           agentcaErrors += r.errors;
           rows.push({ server: 'agentca (HTTPS)', conc, r });
-          console.error(`agentca c=${conc}: ${r.rps.toFixed(0)} req/s p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms errors ${r.errors}${r.errorSamples.length ? ` e.g. ${r.errorSamples[0]}` : ''}`);
+          progress('agentca', conc, r);
           if (r.tokensExhausted) notes.push(`agentca c=${conc}: ran out of join tokens (${N_TOKENS}) — raise TOKENS; figures for this row are truncated`);
         }
       } finally {
@@ -379,25 +403,20 @@ async function main() {
     // ---- cfssl serve with SQLite DB in WAL mode
     {
       const port = await freePort();
-      const logFile = join(work, 'cfssl-serve.log');
-      const fd = openSync(logFile, 'w');
-      const p = spawn(
+      const p = await startLogged(
+        'cfssl serve',
         'cfssl',
         ['serve', '-address', '127.0.0.1', '-port', String(port), '-ca', 'int.pem', '-ca-key', 'int-key.pem', '-config', 'config.json', '-loglevel', '3', '-db-config', join(W, 'db-config-wal.json')],
-        { cwd: W, stdio: ['ignore', fd, fd] },
+        join(work, 'cfssl-serve.log'),
+        () => canConnect(port),
+        { cwd: W },
       );
-      closeSync(fd);
-      started.push(p);
       try {
-        await waitFor('cfssl serve port', async () => {
-          if (p.exitCode !== null) throw new Error(`cfssl serve exited: ${readFileSync(logFile, 'utf8')}`);
-          return canConnect(port);
-        });
         for (const conc of CONCS) {
           const r = await wrkLoad({ url: `http://127.0.0.1:${port}/api/v1/cfssl/sign`, conc, warmupS: WARMUP_S, durationS: DURATION_S, bodyFile: join(W, 'sign-req.json') });
           cfsslOk += r.ok;
           rows.push({ server: 'cfssl+SQLite WAL (HTTP)', conc, r });
-          console.error(`cfssl c=${conc}: ${r.rps.toFixed(0)} req/s p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms errors ${r.errors}${r.errorSamples.length ? ` e.g. ${r.errorSamples[0]}` : ''}`);
+          progress('cfssl', conc, r);
         }
       } finally {
         await stopServer(p);
@@ -429,9 +448,10 @@ async function main() {
     }
     console.log(`agentca p99 at c16: ${ms(a16.p99)} ms  (goal <= 25 ms: ${a16.p99 !== null && a16.p99 <= 25 ? 'MET' : 'NOT MET'})`);
     if (FLOOR) {
-      const floor = (name: string) => rows.find((x) => x.server === name && x.conc === 16)!.r.rps / c16.rps;
+      const bare = rows.find((x) => x.server === FLOOR_NO_STORE && x.conc === 16)!.r.rps;
+      const stored = rows.find((x) => x.server === FLOOR_STORE && x.conc === 16)!.r.rps;
       console.log(
-        `the floor (no checks, nothing but the work named) / cfssl at c16: ${floor(FLOOR_NO_STORE).toFixed(2)}x with no store, ${floor(FLOOR_STORE).toFixed(2)}x storing durably; agentca / the floor with a store: ${(a16.rps / rows.find((x) => x.server === FLOOR_STORE && x.conc === 16)!.r.rps).toFixed(2)}`,
+        `the floor (no checks, nothing but the work named) / cfssl at c16: ${(bare / c16.rps).toFixed(2)}x with no store, ${(stored / c16.rps).toFixed(2)}x storing durably; agentca / the floor with a store: ${(a16.rps / stored).toFixed(2)}`,
       );
     }
     const budget = (cpus().length * 1e6) / (2 * c16.rps);
@@ -486,20 +506,12 @@ async function floorRows(
   for (const store of [false, true]) {
     const port = await freePort();
     const logFile = join(work, `floor-${store ? 'store' : 'bare'}.log`);
-    const fd = openSync(logFile, 'w');
-    const p = spawn(process.execPath, [FLOOR_SERVER, String(port), key, cert, tokensFile], {
+    const p = await startLogged('the floor server', process.execPath, [FLOOR_SERVER, String(port), key, cert, tokensFile], logFile, logSays(logFile, 'listening'), {
       env: { ...process.env, STORE: store ? '1' : '0', DB: db },
-      stdio: ['ignore', fd, fd],
     });
-    closeSync(fd);
-    started.push(p);
     let ok = 0;
     let sent = 0;
     try {
-      await waitFor(`floor server (${logFile})`, () => {
-        if (p.exitCode !== null) throw new Error(`the floor server exited: ${readFileSync(logFile, 'utf8')}`);
-        return readFileSync(logFile, 'utf8').includes('listening');
-      });
       let offset = 0;
       for (const conc of CONCS) {
         const r = await wrkLoad({ url: `https://127.0.0.1:${port}/`, conc, warmupS, durationS, bodyFile, ...(store ? { tokensFile, tokenOffset: offset } : {}) });
@@ -508,7 +520,7 @@ async function floorRows(
         sent += r.tokensUsed;
         const server = store ? FLOOR_STORE : FLOOR_NO_STORE;
         rows.push({ server, conc, r });
-        console.error(`${server} c=${conc}: ${r.rps.toFixed(0)} req/s p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms errors ${r.errors}${r.tokensExhausted ? ' (ran out of tokens)' : ''}`);
+        progress(server, conc, r);
       }
     } finally {
       await stopServer(p);
@@ -540,18 +552,8 @@ function serveNodeArgs(): string[] {
 async function startAgentca(caDir: string, logFile: string, env: NodeJS.ProcessEnv): Promise<{ p: ChildProcess; url: string }> {
   const port = await freePort();
   const httpPort = await freePort();
-  const fd = openSync(logFile, 'w');
-  const p = spawn(process.execPath, [...serveNodeArgs(), CLI, 'serve', '--dir', caDir, '--listen', `127.0.0.1:${port}`, '--http-listen', `127.0.0.1:${httpPort}`, '--rate-limit', '10000000'], {
-    cwd: REPO,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', fd, fd],
-  });
-  closeSync(fd);
-  started.push(p);
-  await waitFor(`agentca serve.listening (${logFile})`, () => {
-    if (p.exitCode !== null) throw new Error(`agentca serve exited: ${readFileSync(logFile, 'utf8')}`);
-    return readFileSync(logFile, 'utf8').includes('"serve.listening"');
-  });
+  const args = [...serveNodeArgs(), CLI, 'serve', '--dir', caDir, '--listen', `127.0.0.1:${port}`, '--http-listen', `127.0.0.1:${httpPort}`, '--rate-limit', '10000000'];
+  const p = await startLogged('agentca serve', process.execPath, args, logFile, logSays(logFile, '"serve.listening"'), { cwd: REPO, env: { ...process.env, ...env } });
   return { p, url: `https://127.0.0.1:${port}/v1/sign` };
 }
 
@@ -625,7 +627,7 @@ async function storesMain() {
           tokens.offset += r.tokensUsed;
           tokens.ok += r.ok;
           rows.push({ setup: setup.name, conc, r });
-          console.error(`${setup.name} c=${conc}: ${r.rps.toFixed(0)} req/s p50 ${ms(r.p50)} ms p99 ${ms(r.p99)} ms errors ${r.errors}${r.errorSamples.length ? ` e.g. ${r.errorSamples[0]}` : ''}`);
+          progress(setup.name, conc, r);
           if (r.errors > 0) failed = true;
           if (r.tokensExhausted) checks.push(`NOTE ${setup.name} c=${conc}: ran out of join tokens (${N_TOKENS}): raise TOKENS; this row is truncated`);
         }
