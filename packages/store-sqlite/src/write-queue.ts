@@ -238,7 +238,8 @@ export class WriteQueue {
       }
     });
     if (!durable && outcomes.some((o) => o.ok)) this.#unsyncedCommits++;
-    if (this.#unsynced.length > 0 && this.#syncing === null) this.#startSync();
+    // Once closing, `close` syncs what is left on its own thread: no sync on the pool as well.
+    if (this.#unsynced.length > 0 && this.#syncing === null && !this.#closed) this.#startSync();
   }
 
   #startSync(): void {

@@ -532,6 +532,16 @@ describe('sqlite store', () => {
       });
     });
 
+    it('syncs a write queued in the same turn as close on the calling thread only, with no sync on the pool besides', async () => {
+      await withHeldSyncs(async ({ queue, syncs, write }) => {
+        const queued = write(0);
+        queue.close();
+        expect(syncs.held).toHaveLength(0);
+        await queued;
+        expect(queue.committedBatches).toBe(1);
+      });
+    });
+
     it('refuses a connection that keeps no write-ahead log, whose commits it could not sync', () => {
       raw = new Database(path); // journal_mode=delete
       expect(() => new WriteQueue(raw!)).toThrow(expect.objectContaining({ code: 'ERR_STORE_UNAVAILABLE', message: 'the write queue needs write-ahead logging (journal mode is delete)' }));
