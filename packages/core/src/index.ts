@@ -14,6 +14,7 @@ export * from './ports/certificate-store.ts';
 export * from './ports/revocation-store.ts';
 export * from './ports/crl-store.ts';
 export * from './ports/token-store.ts';
+export * from './ports/store-counters.ts';
 export * from './identity/spiffe-id.ts';
 export * from './profile/profile.ts';
 export * from './audit/chain.ts';

@@ -33,6 +33,7 @@ import {
   serverProfile,
   type AuditStore,
   type CertificateStore,
+  type StoreCounters,
   type Clock,
   type CrlStore,
   type CryptoBackend,
@@ -65,17 +66,13 @@ export const paths = (dir: string) => ({
   adminKey: join(dir, 'admin', 'operator.key.pem'),
 });
 
-/** The store ports of a CA, whichever database holds them. */
-export interface CaStore {
+/** The store ports of a CA, whichever database holds them, and the counters it keeps for /metrics. */
+export interface CaStore extends StoreCounters {
   certificates: CertificateStore;
   audit: AuditStore;
   revocations: RevocationStore;
   crls: CrlStore;
   tokens: TokenStore;
-  /** Write transactions committed since open (both stores group-commit: several writes each). */
-  readonly committedBatches?: number;
-  /** SQLite only: syncs of its write-ahead log, made off the event loop. */
-  readonly walSyncs?: number;
   close(): Promise<void>;
 }
 

@@ -94,49 +94,21 @@ export class JoinTokens {
     const hash = toHex(await o.crypto.digest('SHA-256', new TextEncoder().encode(secret)));
     const expiresAt = new Date(now.getTime() + ttl * 1000);
     const spiffeId = id.toString();
+    const task = r.taskId !== undefined ? { id: r.taskId, deadline: new Date(now.getTime() + taskTtl * 1000) } : null;
     // 40 random bits per 1/64 s: two tokens minted in the same unit (or one wrap of the time
-    // octets apart) share an id about once in 2^40; the store refuses the second, and a fresh id
-    // is drawn. Nothing is written by a refused insert.
-    let tokenId = newTokenId(o.random, now);
+    // octets apart) share an id about once in 2^40; the store refuses the second, writing
+    // nothing, and a fresh id is drawn.
     for (let attempt = 1; ; attempt++) {
+      const tokenId = newTokenId(o.random, now);
+      const record = { id: tokenId, hash, spiffeId, profile: profile.name, taskId: r.taskId ?? null, onBehalfOf: r.onBehalfOf ?? null, createdAt: now, expiresAt, usedAt: null, usedBySerial: null };
+      const detail = { tokenId, profile: profile.name, expiresAt: expiresAt.toISOString(), taskId: r.taskId ?? null, onBehalfOf: r.onBehalfOf ?? null };
       try {
-        return await this.#store(r, { tokenId, secret, hash, spiffeId, profile: profile.name, now, expiresAt, taskTtl });
+        const stored = await o.tokens.create(record, task, { type: 'token.create', actor: r.actor, outcome: 'ok', at: now, spiffeId, detail });
+        return { token: `${JOIN_TOKEN_PREFIX}.${tokenId}.${secret}`, id: tokenId, spiffeId, profile: profile.name, expiresAt, task: stored, onBehalfOf: r.onBehalfOf ?? null };
       } catch (e) {
         if (attempt === 3 || !(e instanceof Conflict) || e.code !== 'ERR_TOKEN_EXISTS') throw e;
-        tokenId = newTokenId(o.random, now);
       }
     }
-  }
-
-  async #store(
-    r: CreateTokenRequest,
-    t: { tokenId: string; secret: string; hash: string; spiffeId: string; profile: string; now: Date; expiresAt: Date; taskTtl: number },
-  ): Promise<CreatedToken> {
-    const { tokenId, secret, hash, spiffeId, profile, now, expiresAt, taskTtl } = t;
-    const task = await this.#o.tokens.create(
-      {
-        id: tokenId,
-        hash,
-        spiffeId,
-        profile,
-        taskId: r.taskId ?? null,
-        onBehalfOf: r.onBehalfOf ?? null,
-        createdAt: now,
-        expiresAt,
-        usedAt: null,
-        usedBySerial: null,
-      },
-      r.taskId !== undefined ? { id: r.taskId, deadline: new Date(now.getTime() + taskTtl * 1000) } : null,
-      {
-        type: 'token.create',
-        actor: r.actor,
-        outcome: 'ok',
-        at: now,
-        spiffeId,
-        detail: { tokenId, profile, expiresAt: expiresAt.toISOString(), taskId: r.taskId ?? null, onBehalfOf: r.onBehalfOf ?? null },
-      },
-    );
-    return { token: `${JOIN_TOKEN_PREFIX}.${tokenId}.${secret}`, id: tokenId, spiffeId, profile, expiresAt, task, onBehalfOf: r.onBehalfOf ?? null };
   }
 
   /**

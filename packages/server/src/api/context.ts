@@ -8,6 +8,7 @@ import type {
   JoinTokens,
   RevocationService,
   RevocationStore,
+  StoreCounters,
   TokenStore,
 } from '@agentca/core';
 import { parseDuration, toPem } from '@agentca/core';
@@ -49,14 +50,6 @@ export interface ApiServerOptions {
   storeReachable?: () => boolean;
   /** The store's own counters, read at each scrape of /metrics (both stores have them as getters). */
   storeCounters?: StoreCounters;
-}
-
-/** Counters a store keeps since it opened; a store without one leaves it out. */
-export interface StoreCounters {
-  /** Write transactions committed; each holds every write queued meanwhile. */
-  readonly committedBatches?: number;
-  /** Syncs of SQLite's write-ahead log (PostgreSQL syncs its own WAL). */
-  readonly walSyncs?: number;
 }
 
 /** What the route groups share. */

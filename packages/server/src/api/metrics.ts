@@ -4,7 +4,7 @@
  * bounded: route patterns, issuance methods and stable error codes, never request data.
  */
 import { Counter, Histogram, Registry } from 'prom-client';
-import type { StoreCounters } from './context.ts';
+import type { StoreCounters } from '@agentca/core';
 
 export class ApiMetrics {
   readonly registry = new Registry();
